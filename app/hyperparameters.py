@@ -1,0 +1,122 @@
+"""The typed training contract: what a job may ask of the trainer.
+
+Pure pydantic, shared by the API (validation at submit time) and the worker
+(the training process reads the same model back from the stored JSON).
+Every field has a default and a range, so one request cannot demand absurd
+resources; unknown keys are rejected.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Dataset = Literal["digits", "fake", "imagefolder", "mnist", "fashion_mnist", "cifar10"]
+ModelName = Literal["mlp", "small_cnn", "resnet18", "mobilenet_v3_small", "efficientnet_b0"]
+TORCHVISION_MODELS: frozenset[str] = frozenset({"resnet18", "mobilenet_v3_small", "efficientnet_b0"})
+DOWNLOADABLE_DATASETS: frozenset[str] = frozenset({"mnist", "fashion_mnist", "cifar10"})
+
+MAX_DATASET_PATH_CHARS = 255
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class Hyperparameters(BaseModel):
+    """Everything the training loop needs; stored on the job fully resolved."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    # data
+    dataset: Dataset = "digits"
+    dataset_path: str | None = Field(
+        default=None,
+        max_length=MAX_DATASET_PATH_CHARS,
+        description="imagefolder only: a folder relative to TRAINQ_DATA_DIR.",
+    )
+    download: bool = Field(
+        default=False,
+        description="mnist, fashion_mnist, cifar10: download into TRAINQ_DATA_DIR if missing.",
+    )
+    image_size: int | None = Field(
+        default=None,
+        ge=8,
+        le=512,
+        description="Square size images are resized to (imagefolder: default 224; fake: default 32).",
+    )
+    fake_samples: int = Field(default=1024, ge=20, le=100_000)
+    fake_channels: Literal[1, 3] = 3
+    fake_num_classes: int = Field(default=10, ge=2, le=1000)
+    val_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    num_workers: int = Field(default=2, ge=0, le=32)
+
+    # model
+    model: ModelName = "small_cnn"
+    pretrained: bool = False
+
+    # optimisation
+    epochs: int = Field(default=10, ge=1, le=1000)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    learning_rate: float = Field(default=1e-3, gt=0.0, le=10.0)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    momentum: Probability = Field(default=0.9, description="sgd only.")
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
+    grad_clip_norm: float | None = Field(default=None, gt=0.0, le=1e6)
+    label_smoothing: Probability = 0.0
+
+    # learning-rate schedule
+    lr_scheduler: Literal["none", "step", "cosine", "plateau", "onecycle"] = "none"
+    step_size: int | None = Field(default=None, ge=1, le=1000, description="step: epochs per decay.")
+    gamma: float = Field(default=0.1, gt=0.0, lt=1.0, description="step, plateau: decay factor.")
+    plateau_patience: int = Field(default=2, ge=0, le=1000)
+    min_learning_rate: float = Field(default=0.0, ge=0.0, le=10.0, description="cosine, plateau: floor.")
+    onecycle_pct_start: float = Field(default=0.3, gt=0.0, lt=1.0)
+
+    # early stopping and the best checkpoint
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    early_stopping_patience: int | None = Field(default=None, ge=1, le=1000)
+    early_stopping_min_delta: float = Field(default=0.0, ge=0.0, le=1e6)
+
+    # execution
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    checkpoint_every: int = Field(default=1, ge=1, le=1000)
+
+    @field_validator("dataset_path")
+    @classmethod
+    def _relative_and_confined(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "\x00" in value or "\\" in value:
+            raise ValueError("must not contain NUL bytes or backslashes")
+        path = PurePosixPath(value)
+        if path.is_absolute():
+            raise ValueError("must be relative to TRAINQ_DATA_DIR, not absolute")
+        if ".." in path.parts:
+            raise ValueError("must stay inside TRAINQ_DATA_DIR ('..' is not allowed)")
+        if not path.parts:
+            raise ValueError("must name a folder inside TRAINQ_DATA_DIR")
+        return path.as_posix()
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Hyperparameters:
+        if self.dataset == "imagefolder" and self.dataset_path is None:
+            raise ValueError("dataset 'imagefolder' needs dataset_path (a folder inside TRAINQ_DATA_DIR)")
+        if self.dataset != "imagefolder" and self.dataset_path is not None:
+            raise ValueError("dataset_path is only used with dataset 'imagefolder'")
+        if self.download and self.dataset not in DOWNLOADABLE_DATASETS:
+            raise ValueError(f"download applies only to {', '.join(sorted(DOWNLOADABLE_DATASETS))}")
+        if self.lr_scheduler == "step" and self.step_size is None:
+            raise ValueError("lr_scheduler 'step' needs step_size (epochs between decays)")
+        if self.lr_scheduler != "step" and self.step_size is not None:
+            raise ValueError("step_size is only used with lr_scheduler 'step'")
+        if self.pretrained and self.model not in TORCHVISION_MODELS:
+            raise ValueError(
+                f"pretrained weights exist only for {', '.join(sorted(TORCHVISION_MODELS))}, not {self.model!r}"
+            )
+        if self.amp == "fp16" and self.device == "cpu":
+            raise ValueError("amp 'fp16' needs a CUDA device; use amp 'bf16' on the CPU")
+        if self.min_learning_rate > self.learning_rate:
+            raise ValueError("min_learning_rate must not exceed learning_rate")
+        return self

@@ -1,0 +1,48 @@
+"""The HTTP service: `uvicorn app.main:app`. Nothing is read or opened at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app.db import create_schema, make_engine
+from app.routes import checkpoints, health, jobs
+from app.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings or get_settings()
+        engine = make_engine(resolved.database_url)
+        create_schema(engine)
+        app.state.settings = resolved
+        app.state.engine = engine
+        logger.info("serving jobs from %s", engine.url.render_as_string(hide_password=True))
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="trainq", version="0.1.0", lifespan=lifespan)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.include_router(checkpoints.router)
+    return app
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    # The offending input is not echoed back: it may be huge, secret, or NaN (not JSON).
+    assert isinstance(exc, RequestValidationError)
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
+
+
+app = create_app()

@@ -1,0 +1,230 @@
+"""Tables (Job, EpochMetric, Checkpoint) and the public shapes the API returns."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PydanticField
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.hyperparameters import Hyperparameters
+
+MAX_NAME_CHARS = 200
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JobStatus(enum.StrEnum):
+    queued = "queued"  # waiting for a worker
+    running = "running"  # claimed by a worker that holds a live lease
+    succeeded = "succeeded"  # trained to the end or stopped early; checkpoints kept
+    failed = "failed"  # ended with an error (reason and message on the job)
+    cancelled = "cancelled"  # stopped on request
+
+    @property
+    def is_final(self) -> bool:
+        return self in {JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled}
+
+
+# --- tables -----------------------------------------------------------------
+
+
+class Job(SQLModel, table=True):
+    """One training run; its state changes only through app.queue."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_status_created", "status", "created_at", "id"),
+        Index("ix_jobs_created", "created_at", "id"),
+    )
+
+    id: str = Field(default_factory=new_job_id, primary_key=True, max_length=32)
+    name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    status: JobStatus = Field(default=JobStatus.queued)
+    hyperparameters: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    max_attempts: int = 3
+    current_epoch: int = 0
+    progress: float = 0.0
+    error_reason: str | None = None
+    error_message: str | None = None
+    device: str | None = None
+    precision: str | None = None
+    worker_id: str | None = None
+    lease_expires_at: datetime | None = None
+
+
+class EpochMetric(SQLModel, table=True):
+    """One finished epoch of one job, written when the epoch ends."""
+
+    __tablename__ = "epoch_metrics"
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="jobs.id", ondelete="CASCADE")
+    epoch: int
+    attempt: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    learning_rate: float
+    duration_seconds: float
+    samples_per_second: float
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Checkpoint(SQLModel, table=True):
+    """A checkpoint file under TRAINQ_ARTIFACTS_DIR/<job id>/, listed only once it is complete."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="jobs.id", ondelete="CASCADE")
+    epoch: int
+    file_name: str
+    size_bytes: int
+    sha256: str
+    is_best: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- what clients send --------------------------------------------------------
+
+
+class JobCreate(BaseModel):
+    """POST /jobs body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = PydanticField(default=None, min_length=1, max_length=MAX_NAME_CHARS)
+    hyperparameters: Hyperparameters = PydanticField(default_factory=Hyperparameters)
+
+
+# --- what clients get ---------------------------------------------------------
+
+
+class ErrorPublic(BaseModel):
+    reason: str
+    message: str
+
+
+class MetricPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    epoch: int
+    attempt: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    learning_rate: float
+    duration_seconds: float
+    samples_per_second: float
+
+
+class CheckpointPublic(BaseModel):
+    epoch: int
+    size_bytes: int
+    sha256: str
+    is_best: bool
+    url: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Checkpoint) -> CheckpointPublic:
+        return cls(
+            epoch=row.epoch,
+            size_bytes=row.size_bytes,
+            sha256=row.sha256,
+            is_best=row.is_best,
+            url=f"/jobs/{row.job_id}/checkpoints/{row.epoch}",
+            created_at=row.created_at,
+        )
+
+
+class JobSummary(BaseModel):
+    """A job without its metric rows and checkpoints (what GET /jobs lists)."""
+
+    id: str
+    name: str | None
+    status: JobStatus
+    hyperparameters: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+    max_attempts: int
+    current_epoch: int
+    progress: float
+    device: str | None
+    precision: str | None
+    error: ErrorPublic | None
+
+    @classmethod
+    def from_row(cls, job: Job) -> JobSummary:
+        return cls(**_summary_fields(job))
+
+
+class JobPublic(JobSummary):
+    """A job with its per-epoch metrics (ordered by epoch) and its checkpoints."""
+
+    metrics: list[MetricPublic]
+    checkpoints: list[CheckpointPublic]
+
+    @classmethod
+    def from_rows(cls, job: Job, metrics: list[EpochMetric], checkpoints: list[Checkpoint]) -> JobPublic:
+        return cls(
+            **_summary_fields(job),
+            metrics=[MetricPublic.model_validate(m) for m in metrics],
+            checkpoints=[CheckpointPublic.from_row(c) for c in checkpoints],
+        )
+
+
+def _summary_fields(job: Job) -> dict[str, Any]:
+    error = None
+    if job.error_reason is not None:
+        error = ErrorPublic(reason=job.error_reason, message=job.error_message or "")
+    return {
+        "id": job.id,
+        "name": job.name,
+        "status": job.status,
+        "hyperparameters": job.hyperparameters,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "current_epoch": job.current_epoch,
+        "progress": job.progress,
+        "device": job.device,
+        "precision": job.precision,
+        "error": error,
+    }
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    next_cursor: str | None
+
+
+class DryRunPublic(BaseModel):
+    """POST /jobs?dry_run=true: what would be queued."""
+
+    name: str | None
+    hyperparameters: Hyperparameters

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import JSONResponse
+from sqlmodel import col, or_, select
+
+from app import queue
+from app.deps import EngineDep, JobDep, SessionDep
+from app.models import (
+    Checkpoint,
+    DryRunPublic,
+    EpochMetric,
+    Job,
+    JobCreate,
+    JobPage,
+    JobPublic,
+    JobStatus,
+    JobSummary,
+    MetricPublic,
+)
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobPublic,
+    responses={200: {"model": DryRunPublic, "description": "dry_run=true: the resolved job, not queued"}},
+)
+def submit_job(
+    job_in: JobCreate,
+    engine: EngineDep,
+    response: Response,
+    dry_run: Annotated[bool, Query(description="Validate and resolve only; queue nothing.")] = False,
+) -> JobPublic | JSONResponse:
+    if dry_run:
+        resolved = DryRunPublic(name=job_in.name, hyperparameters=job_in.hyperparameters)
+        return JSONResponse(resolved.model_dump(mode="json"), status_code=200)
+    job = queue.submit(engine, job_in=job_in)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return JobPublic.from_rows(job, [], [])
+
+
+@router.get("")
+def list_jobs(
+    session: SessionDep,
+    status: Annotated[list[JobStatus] | None, Query(description="Only jobs in these states.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page.")
+    ] = None,
+) -> JobPage:
+    """Newest first."""
+    query = select(Job)
+    if status:
+        query = query.where(col(Job.status).in_(status))
+    if cursor is not None:
+        created_at, job_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                col(Job.created_at) < created_at, (col(Job.created_at) == created_at) & (col(Job.id) < job_id)
+            )
+        )
+    rows = session.exec(query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)).all()
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return JobPage(items=[JobSummary.from_row(job) for job in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}")
+def get_job(job: JobDep, session: SessionDep) -> JobPublic:
+    metrics = session.exec(
+        select(EpochMetric).where(EpochMetric.job_id == job.id).order_by(col(EpochMetric.epoch))
+    ).all()
+    checkpoints = session.exec(
+        select(Checkpoint).where(Checkpoint.job_id == job.id).order_by(col(Checkpoint.epoch))
+    ).all()
+    return JobPublic.from_rows(job, list(metrics), list(checkpoints))
+
+
+@router.get("/{job_id}/metrics")
+def get_metrics(
+    job: JobDep,
+    session: SessionDep,
+    after_epoch: Annotated[int, Query(ge=0, le=1_000_000, description="Only epochs after this one.")] = 0,
+) -> list[MetricPublic]:
+    rows = session.exec(
+        select(EpochMetric)
+        .where(EpochMetric.job_id == job.id, EpochMetric.epoch > after_epoch)
+        .order_by(col(EpochMetric.epoch))
+    ).all()
+    return [MetricPublic.model_validate(row) for row in rows]
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, job_id = raw.split("|", 1)
+        return datetime.fromisoformat(created_at), job_id
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise HTTPException(
+            status_code=422, detail="cursor is not valid: pass next_cursor from a previous page unchanged"
+        ) from exc

@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from app import queue
+from app.settings import Settings
+from tests.factories import epoch_metrics, submit_job
+
+
+def test_health_answers_ok(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_submitting_a_job_queues_it_with_resolved_hyperparameters(client: TestClient) -> None:
+    response = client.post(
+        "/jobs", json={"name": "digits-baseline", "hyperparameters": {"dataset": "digits", "epochs": 3}}
+    )
+    assert response.status_code == 201
+    job = response.json()
+    assert response.headers["location"] == f"/jobs/{job['id']}"
+    assert job["status"] == "queued"
+    assert job["name"] == "digits-baseline"
+    assert job["hyperparameters"]["epochs"] == 3
+    assert job["hyperparameters"]["model"] == "small_cnn"
+    assert job["hyperparameters"]["batch_size"] == 64
+    assert (job["attempts"], job["current_epoch"], job["progress"]) == (0, 0, 0.0)
+    assert (job["error"], job["metrics"], job["checkpoints"]) == (None, [], [])
+    assert job["created_at"].endswith(("Z", "+00:00"))
+    assert client.get(f"/jobs/{job['id']}").json()["hyperparameters"] == job["hyperparameters"]
+
+
+def test_an_empty_body_submits_the_default_digits_job(client: TestClient) -> None:
+    response = client.post("/jobs", json={})
+    assert response.status_code == 201
+    assert response.json()["hyperparameters"]["dataset"] == "digits"
+
+
+def test_dry_run_resolves_without_queueing(client: TestClient) -> None:
+    response = client.post("/jobs?dry_run=true", json={"hyperparameters": {"epochs": 2}})
+    assert response.status_code == 200
+    assert response.json()["hyperparameters"]["epochs"] == 2
+    assert response.json()["hyperparameters"]["optimizer"] == "adam"
+    assert client.get("/jobs").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"hyperparameters": {"epochs": 0}}, ["body", "hyperparameters", "epochs"]),
+        ({"hyperparameters": {"epochz": 1}}, ["body", "hyperparameters", "epochz"]),
+        ({"hyperparameters": {"batch_size": "big"}}, ["body", "hyperparameters", "batch_size"]),
+        ({"hyperparameters": {"epochs": 10**40}}, ["body", "hyperparameters", "epochs"]),
+        ({"hyperparameters": {"lr_scheduler": "step"}}, ["body", "hyperparameters"]),
+        ({"name": "x" * 1000}, ["body", "name"]),
+        ({"owner": "me"}, ["body", "owner"]),
+    ],
+)
+def test_invalid_bodies_get_422_naming_each_bad_field(
+    client: TestClient, body: dict, field: list[str]
+) -> None:
+    response = client.post("/jobs", json=body)
+    assert response.status_code == 422
+    assert field in [error["loc"] for error in response.json()["detail"]]
+
+
+def test_nan_in_a_body_gets_422_not_500(client: TestClient) -> None:
+    response = client.post(
+        "/jobs",
+        content=b'{"hyperparameters": {"learning_rate": NaN}}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "hyperparameters", "learning_rate"]
+
+
+def test_malformed_json_gets_422(client: TestClient) -> None:
+    response = client.post("/jobs", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+
+
+def test_listing_is_newest_first_and_pages_with_a_cursor(client: TestClient) -> None:
+    ids = [client.post("/jobs", json={"name": f"job-{i}"}).json()["id"] for i in range(5)]
+    first = client.get("/jobs?limit=2").json()
+    assert [job["id"] for job in first["items"]] == ids[::-1][:2]
+    assert "metrics" not in first["items"][0]
+    second = client.get(f"/jobs?limit=2&cursor={first['next_cursor']}").json()
+    third = client.get(f"/jobs?limit=2&cursor={second['next_cursor']}").json()
+    assert [job["id"] for job in second["items"] + third["items"]] == ids[::-1][2:]
+    assert third["next_cursor"] is None
+
+
+def test_listing_filters_by_status(client: TestClient, engine: Engine) -> None:
+    submit_job(engine, "running")
+    queue.claim(engine, worker_id="w", lease_seconds=60)
+    submit_job(engine, "waiting")
+    names = [job["name"] for job in client.get("/jobs?status=queued").json()["items"]]
+    assert names == ["waiting"]
+    both = client.get("/jobs?status=queued&status=running").json()["items"]
+    assert len(both) == 2
+
+
+@pytest.mark.parametrize("query", ["status=done", "limit=0", "limit=501", "cursor=%%%", "cursor=bm9wZQ"])
+def test_bad_listing_parameters_get_422(client: TestClient, query: str) -> None:
+    assert client.get(f"/jobs?{query}").status_code == 422
+
+
+def test_unknown_jobs_are_404(client: TestClient) -> None:
+    assert client.get("/jobs/nope").status_code == 404
+    assert client.get("/jobs/nope/metrics").status_code == 404
+    assert client.get("/jobs/nope/checkpoints/latest").status_code == 404
+
+
+def test_metrics_can_be_polled_incrementally(client: TestClient, engine: Engine) -> None:
+    job = submit_job(engine)
+    lease = queue.claim(engine, worker_id="w", lease_seconds=60)
+    assert lease is not None
+    for epoch in (1, 2, 3):
+        queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(epoch), progress=epoch / 10)
+    rows = client.get(f"/jobs/{job.id}/metrics?after_epoch=1").json()
+    assert [row["epoch"] for row in rows] == [2, 3]
+    assert set(rows[0]) >= {
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "learning_rate",
+        "duration_seconds",
+        "samples_per_second",
+    }
+    shown = client.get(f"/jobs/{job.id}").json()
+    assert [row["epoch"] for row in shown["metrics"]] == [1, 2, 3]
+    assert (shown["status"], shown["current_epoch"], shown["attempts"]) == ("running", 3, 1)
+
+
+@pytest.fixture
+def job_with_checkpoints(engine: Engine, settings: Settings) -> tuple[str, dict[int, bytes]]:
+    job = submit_job(engine, "my run/1")
+    lease = queue.claim(engine, worker_id="w", lease_seconds=60)
+    assert lease is not None
+    contents = {2: b"best-weights" * 1000, 3: b"latest-weights" * 1000}
+    job_dir = settings.artifacts_dir / job.id
+    job_dir.mkdir(parents=True)
+    for epoch, data in contents.items():
+        (job_dir / f"epoch-{epoch:04d}.pt").write_bytes(data)
+        queue.record_checkpoint(
+            engine,
+            lease=lease,
+            epoch=epoch,
+            file_name=f"epoch-{epoch:04d}.pt",
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            is_best=epoch == 2,
+        )
+    return job.id, contents
+
+
+def test_checkpoints_are_listed_on_the_job(client: TestClient, job_with_checkpoints: tuple) -> None:
+    job_id, contents = job_with_checkpoints
+    listed = client.get(f"/jobs/{job_id}").json()["checkpoints"]
+    assert [(c["epoch"], c["is_best"], c["size_bytes"]) for c in listed] == [
+        (2, True, len(contents[2])),
+        (3, False, len(contents[3])),
+    ]
+    assert listed[0]["url"] == f"/jobs/{job_id}/checkpoints/2"
+    assert listed[0]["sha256"] == hashlib.sha256(contents[2]).hexdigest()
+    assert client.get(f"/jobs/{job_id}/checkpoints").json() == listed
+
+
+@pytest.mark.parametrize(("ref", "epoch"), [("best", 2), ("latest", 3), ("2", 2), ("3", 3)])
+def test_checkpoints_download_by_ref(
+    client: TestClient, job_with_checkpoints: tuple, ref: str, epoch: int
+) -> None:
+    job_id, contents = job_with_checkpoints
+    response = client.get(f"/jobs/{job_id}/checkpoints/{ref}")
+    assert response.status_code == 200
+    assert response.content == contents[epoch]
+    assert response.headers["etag"] == f'"{hashlib.sha256(contents[epoch]).hexdigest()}"'
+    disposition = response.headers["content-disposition"]
+    assert f"my-run-1-{job_id[:8]}-epoch{epoch}" in disposition
+    assert disposition.startswith("attachment")
+
+
+def test_checkpoint_downloads_answer_range_requests(client: TestClient, job_with_checkpoints: tuple) -> None:
+    job_id, contents = job_with_checkpoints
+    response = client.get(f"/jobs/{job_id}/checkpoints/latest", headers={"Range": "bytes=100-"})
+    assert response.status_code == 206
+    assert response.content == contents[3][100:]
+    assert response.headers["content-range"] == f"bytes 100-{len(contents[3]) - 1}/{len(contents[3])}"
+
+
+def test_a_matching_etag_gets_304(client: TestClient, job_with_checkpoints: tuple) -> None:
+    job_id, _ = job_with_checkpoints
+    etag = client.get(f"/jobs/{job_id}/checkpoints/best").headers["etag"]
+    assert client.get(f"/jobs/{job_id}/checkpoints/best", headers={"If-None-Match": etag}).status_code == 304
+
+
+@pytest.mark.parametrize("ref", ["7", "first", "-1", "..%2F..%2Fetc%2Fpasswd", "1e3", "99999999999"])
+def test_unknown_checkpoint_refs_are_404(client: TestClient, job_with_checkpoints: tuple, ref: str) -> None:
+    job_id, _ = job_with_checkpoints
+    assert client.get(f"/jobs/{job_id}/checkpoints/{ref}").status_code == 404
+
+
+def test_a_listed_checkpoint_whose_file_is_gone_is_404(
+    client: TestClient, job_with_checkpoints: tuple, settings: Settings
+) -> None:
+    job_id, _ = job_with_checkpoints
+    Path(settings.artifacts_dir / job_id / "epoch-0003.pt").unlink()
+    assert client.get(f"/jobs/{job_id}/checkpoints/latest").status_code == 404

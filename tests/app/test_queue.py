@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from app import queue
+from app.db import create_schema, make_engine, read_session
+from app.models import Checkpoint, EpochMetric, Job, JobStatus
+from app.settings import Settings
+from tests.factories import epoch_metrics, submit_job
+
+LEASE_S = 60.0
+
+
+def claim(engine: Engine, worker_id: str = "w1") -> queue.Lease | None:
+    return queue.claim(engine, worker_id=worker_id, lease_seconds=LEASE_S)
+
+
+def reload(engine: Engine, job_id: str) -> Job:
+    with read_session(engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def test_claim_takes_the_oldest_queued_job_and_counts_the_attempt(engine: Engine) -> None:
+    first = submit_job(engine, "first")
+    submit_job(engine, "second")
+    lease = claim(engine)
+    assert lease is not None
+    assert (lease.job_id, lease.attempt, lease.resume_file) == (first.id, 1, None)
+    job = reload(engine, first.id)
+    assert job.status == JobStatus.running
+    assert job.attempts == 1
+    assert job.worker_id == "w1"
+    assert job.started_at is not None
+    assert job.lease_expires_at is not None
+
+
+def test_claim_on_an_empty_queue_returns_none(engine: Engine) -> None:
+    assert claim(engine) is None
+
+
+def test_running_jobs_are_not_claimed_twice(engine: Engine) -> None:
+    submit_job(engine)
+    assert claim(engine) is not None
+    assert claim(engine, "w2") is None
+
+
+def test_writes_with_a_stale_lease_are_refused(engine: Engine) -> None:
+    job = submit_job(engine)
+    lease = claim(engine)
+    assert lease is not None
+    assert queue.fail(engine, lease=lease, reason="training_error", message="boom")
+    assert not queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1), progress=0.1)
+    assert not queue.heartbeat(engine, lease=lease, lease_seconds=LEASE_S)
+    assert not queue.succeed(engine, lease=lease)
+    assert (
+        queue.record_checkpoint(
+            engine,
+            lease=lease,
+            epoch=1,
+            file_name="epoch-0001.pt",
+            size_bytes=1,
+            sha256="0" * 64,
+            is_best=True,
+        )
+        is None
+    )
+    stored = reload(engine, job.id)
+    assert stored.status == JobStatus.failed
+    assert (stored.error_reason, stored.error_message) == ("training_error", "boom")
+
+
+def test_epoch_rows_are_written_one_per_epoch_with_their_attempt(engine: Engine) -> None:
+    job = submit_job(engine)
+    lease = claim(engine)
+    assert lease is not None
+    assert queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1), progress=0.5)
+    assert queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1, val_loss=0.25), progress=0.5)
+    with read_session(engine) as session:
+        rows = session.exec(select(EpochMetric).where(EpochMetric.job_id == job.id)).all()
+    assert [(r.epoch, r.attempt, r.val_loss) for r in rows] == [(1, 1, 0.25)]
+    stored = reload(engine, job.id)
+    assert (stored.current_epoch, stored.progress) == (1, 0.5)
+
+
+def test_only_the_latest_and_the_best_checkpoint_stay_listed(engine: Engine) -> None:
+    job = submit_job(engine)
+    lease = claim(engine)
+    assert lease is not None
+
+    def record(epoch: int, is_best: bool) -> list[str] | None:
+        return queue.record_checkpoint(
+            engine,
+            lease=lease,
+            epoch=epoch,
+            file_name=f"epoch-{epoch:04d}.pt",
+            size_bytes=10,
+            sha256=f"{epoch:064d}",
+            is_best=is_best,
+        )
+
+    assert record(1, True) == []
+    assert record(2, True) == ["epoch-0001.pt"]
+    assert record(3, False) == []
+    assert record(4, False) == ["epoch-0003.pt"]
+    assert record(5, True) == ["epoch-0002.pt", "epoch-0004.pt"]
+    with read_session(engine) as session:
+        rows = session.exec(
+            select(Checkpoint).where(Checkpoint.job_id == job.id).order_by(col(Checkpoint.epoch))
+        )
+        assert [(r.epoch, r.is_best) for r in rows] == [(5, True)]
+
+
+def test_a_released_job_is_claimed_again_with_its_latest_checkpoint(engine: Engine) -> None:
+    job = submit_job(engine)
+    lease = claim(engine)
+    assert lease is not None
+    queue.record_checkpoint(
+        engine, lease=lease, epoch=2, file_name="epoch-0002.pt", size_bytes=1, sha256="a" * 64, is_best=True
+    )
+    assert queue.release(engine, lease=lease)
+    assert reload(engine, job.id).status == JobStatus.queued
+    again = claim(engine, "w2")
+    assert again is not None
+    assert (again.job_id, again.attempt, again.resume_file) == (job.id, 2, "epoch-0002.pt")
+
+
+def _claim_all(database_url: str, worker_id: str, claimed: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    engine = make_engine(database_url)
+    while (lease := queue.claim(engine, worker_id=worker_id, lease_seconds=LEASE_S)) is not None:
+        queue.succeed(engine, lease=lease)
+        claimed.put(lease.job_id)
+    engine.dispose()
+
+
+def test_concurrent_claimers_share_one_sqlite_file_without_duplicates_or_lock_errors(
+    settings: Settings, tmp_path: Path
+) -> None:
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    submitted = {submit_job(engine).id for _ in range(60)}
+    ctx = multiprocessing.get_context("spawn")
+    claimed: multiprocessing.Queue[str] = ctx.Queue()
+    workers = [
+        ctx.Process(target=_claim_all, args=(settings.database_url, f"w{i}", claimed)) for i in range(4)
+    ]
+    for process in workers:
+        process.start()
+    ids = [claimed.get(timeout=60) for _ in range(len(submitted))]
+    for process in workers:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert sorted(ids) == sorted(submitted)
+    with read_session(engine) as session:
+        jobs = session.exec(select(Job)).all()
+    assert all(job.status == JobStatus.succeeded and job.attempts == 1 for job in jobs)
