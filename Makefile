@@ -16,9 +16,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 
 install: $(VENV)/.installed
 
-# The API and one worker in the foreground; Ctrl-C stops both (the worker hands its job back).
+# The API and one worker in the foreground. Ctrl-C reaches both processes by itself (the worker
+# then hands its job back); a SIGTERM to this recipe is passed on to them once.
 run: install
-	@trap 'kill -TERM $$api $$worker 2>/dev/null; wait' INT TERM; \
+	@trap 'wait' INT; trap 'kill -TERM $$api $$worker 2>/dev/null; wait' TERM; \
 	$(BIN)/python -m worker & worker=$$!; \
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) & api=$$!; \
 	wait

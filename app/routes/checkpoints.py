@@ -20,8 +20,9 @@ def list_checkpoints(job: JobDep, session: SessionDep) -> list[CheckpointPublic]
     return [CheckpointPublic.from_row(row) for row in rows]
 
 
-@router.get(
+@router.api_route(
     "/{ref}",
+    methods=["GET", "HEAD"],
     response_class=FileResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The checkpoint file."},

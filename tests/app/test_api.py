@@ -193,6 +193,16 @@ def test_checkpoint_downloads_answer_range_requests(client: TestClient, job_with
     assert response.headers["content-range"] == f"bytes 100-{len(contents[3]) - 1}/{len(contents[3])}"
 
 
+def test_head_answers_the_download_headers_without_a_body(
+    client: TestClient, job_with_checkpoints: tuple
+) -> None:
+    job_id, contents = job_with_checkpoints
+    response = client.head(f"/jobs/{job_id}/checkpoints/best")
+    assert response.status_code == 200
+    assert response.headers["content-length"] == str(len(contents[2]))
+    assert response.content == b""
+
+
 def test_a_matching_etag_gets_304(client: TestClient, job_with_checkpoints: tuple) -> None:
     job_id, _ = job_with_checkpoints
     etag = client.get(f"/jobs/{job_id}/checkpoints/best").headers["etag"]

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.polling import wait_for
+from tests.support.processes import ServiceProcess, service_env, start_api, start_worker
+
+
+@dataclass
+class Service:
+    """A real uvicorn API on a temporary SQLite file, and the workers a test starts beside it."""
+
+    state_dir: Path
+    env: dict[str, str]
+    http: httpx.Client
+    workers: list[ServiceProcess] = field(default_factory=list)
+
+    def start_worker(self, *args: str) -> ServiceProcess:
+        worker = start_worker(self.env, self.state_dir / f"worker-{len(self.workers)}.log", *args)
+        self.workers.append(worker)
+        return worker
+
+    def submit(self, name: str | None = None, **hyperparameters: object) -> str:
+        response = self.http.post("/jobs", json={"name": name, "hyperparameters": hyperparameters})
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def job(self, job_id: str) -> dict:
+        response = self.http.get(f"/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait_until_final(self, job_id: str, timeout_s: float = 120) -> dict:
+        def final() -> dict | None:
+            job = self.job(job_id)
+            return job if job["status"] in {"succeeded", "failed", "cancelled"} else None
+
+        try:
+            return wait_for(final, timeout_s=timeout_s, interval_s=0.1, what=f"job {job_id} to end")
+        except TimeoutError:
+            logs = "\n".join(worker.log()[-4000:] for worker in self.workers)
+            raise AssertionError(f"job {job_id} did not end: {self.job(job_id)}\n{logs}") from None
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    env = service_env(tmp_path)
+    api, base_url = start_api(tmp_path, env, tmp_path)
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        running = Service(state_dir=tmp_path, env=env, http=http)
+        try:
+            yield running
+        finally:
+            for worker in running.workers:
+                worker.stop()
+            api.stop()

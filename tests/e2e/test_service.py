@@ -1,0 +1,111 @@
+"""The whole path with real processes: uvicorn, `python -m worker`, a SQLite file."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+
+import torch
+from sklearn.datasets import load_digits
+
+from tests.e2e.conftest import Service
+from tests.support.polling import wait_for
+from worker import load_model
+
+EPOCHS = 10
+
+
+def test_a_digits_job_trains_through_the_api_while_metrics_stream_in(service: Service, tmp_path) -> None:
+    service.start_worker()
+    job_id = service.submit("digits-baseline", dataset="digits", model="small_cnn", epochs=EPOCHS)
+
+    seen_while_running: list[int] = []
+
+    def finished() -> dict | None:
+        job = service.job(job_id)
+        epochs = [row["epoch"] for row in job["metrics"]]
+        assert epochs == list(range(1, len(epochs) + 1)), "metric rows arrive in epoch order, once each"
+        if job["status"] == "running":
+            seen_while_running.append(len(epochs))
+        return job if job["status"] in {"succeeded", "failed"} else None
+
+    job = wait_for(finished, timeout_s=180, interval_s=0.02, what="the digits job to end")
+    assert job["status"] == "succeeded", job["error"]
+    assert any(0 < count < EPOCHS for count in seen_while_running), (
+        f"metric rows should appear while the job runs, saw counts {sorted(set(seen_while_running))}"
+    )
+    assert len(job["metrics"]) == EPOCHS
+    assert (job["attempts"], job["progress"], job["current_epoch"]) == (1, 1.0, EPOCHS)
+    assert (job["device"], job["precision"]) == ("cpu", "fp32")
+    assert job["started_at"] is not None
+    assert job["finished_at"] is not None
+    assert max(row["val_accuracy"] for row in job["metrics"]) >= 0.95
+    assert all(row["samples_per_second"] > 0 and row["attempt"] == 1 for row in job["metrics"])
+
+    best = next(c for c in job["checkpoints"] if c["is_best"])
+    download = service.http.get(f"/jobs/{job_id}/checkpoints/best")
+    assert download.status_code == 200
+    assert hashlib.sha256(download.content).hexdigest() == best["sha256"]
+    assert download.headers["etag"] == f'"{best["sha256"]}"'
+    path = tmp_path / "best.pt"
+    path.write_bytes(download.content)
+
+    model = load_model(path)
+    assert not model.training
+    digits = load_digits()
+    images = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)
+    with torch.no_grad():
+        predictions = model(images).argmax(dim=1)
+    accuracy = (predictions == torch.tensor(digits.target)).float().mean().item()
+    assert accuracy >= 0.95
+
+
+def test_a_burst_worker_drains_the_queue_records_failures_and_exits_zero(service: Service) -> None:
+    good = [service.submit(f"quick-{i}", epochs=1) for i in range(2)]
+    missing_folder = service.submit("no-data", dataset="imagefolder", dataset_path="not/there")
+    missing_mnist = service.submit("no-mnist", dataset="mnist", epochs=1)
+
+    worker = service.start_worker("--burst")
+    assert worker.wait(timeout_s=180) == 0, worker.log()
+
+    for job_id in good:
+        assert service.job(job_id)["status"] == "succeeded"
+    folder_job = service.job(missing_folder)
+    assert folder_job["status"] == "failed"
+    assert folder_job["error"]["reason"] == "data_error"
+    assert "not/there" in folder_job["error"]["message"]
+    mnist_job = service.job(missing_mnist)
+    assert mnist_job["status"] == "failed"
+    assert mnist_job["error"]["reason"] == "data_error"
+    assert "MNIST" in mnist_job["error"]["message"]
+
+
+def test_sigterm_hands_the_running_job_back_and_it_resumes_after_its_checkpoint(service: Service) -> None:
+    worker = service.start_worker()
+    job_id = service.submit(
+        "long", dataset="fake", fake_samples=4000, image_size=16, epochs=40, batch_size=32
+    )
+    wait_for(
+        lambda: len(service.job(job_id)["checkpoints"]) > 0,
+        timeout_s=120,
+        what="the first checkpoint",
+    )
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout_s=60) == 0, worker.log()
+    handed_back = service.job(job_id)
+    assert handed_back["status"] == "queued", handed_back
+    resume_epoch = max(c["epoch"] for c in handed_back["checkpoints"])
+
+    service.start_worker()
+    wait_for(
+        lambda: (
+            service.job(job_id)["attempts"] == 2
+            and service.job(job_id)["metrics"][-1]["epoch"] > resume_epoch
+        ),
+        timeout_s=120,
+        what="the second attempt to train past the checkpoint",
+    )
+    job = service.job(job_id)
+    epochs = [row["epoch"] for row in job["metrics"]]
+    assert epochs == list(range(1, len(epochs) + 1))
+    assert {row["attempt"] for row in job["metrics"] if row["epoch"] > resume_epoch} == {2}

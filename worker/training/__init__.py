@@ -1,0 +1,39 @@
+"""Pure-PyTorch training: data, models, the loop, checkpoints and early stopping.
+
+Imports nothing of the service but `app.hyperparameters`; reports through callbacks.
+"""
+
+from .checkpoint import checkpoint_filename, load_model
+from .early_stopping import EarlyStopping
+from .errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TrainingError
+from .loop import (
+    Callbacks,
+    CheckpointInfo,
+    EpochMetrics,
+    NullCallbacks,
+    RunInfo,
+    TrainingOutcome,
+    evaluate,
+    run_training,
+    train_one_epoch,
+)
+
+__all__ = [
+    "Callbacks",
+    "CheckpointError",
+    "CheckpointInfo",
+    "ConfigError",
+    "DataError",
+    "EarlyStopping",
+    "EpochMetrics",
+    "NonFiniteLossError",
+    "NullCallbacks",
+    "RunInfo",
+    "TrainingError",
+    "TrainingOutcome",
+    "checkpoint_filename",
+    "evaluate",
+    "load_model",
+    "run_training",
+    "train_one_epoch",
+]

@@ -1,0 +1,95 @@
+"""Checkpoint files: atomic writes, validated reads, and models rebuilt from a file alone."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+from .models import build_architecture
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+def checkpoint_filename(epoch: int) -> str:
+    return f"epoch-{epoch:04d}.pt"
+
+
+class _HashingWriter:
+    """Counts and hashes the bytes on their way to the file, so nothing is read back."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def write_checkpoint(state: dict[str, Any], checkpoint_dir: Path, epoch: int) -> tuple[Path, int, str]:
+    """Write `state` as checkpoint_dir/epoch-NNNN.pt; return (absolute path, size in bytes, sha256).
+
+    Atomic: readers see either no file or the complete one, even after a crash, as
+    the bytes are fsynced under a temporary name before the rename and the
+    directory is fsynced after it.
+    """
+    checkpoint_dir = checkpoint_dir.resolve()
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_dir / checkpoint_filename(epoch)
+    fd, temporary = tempfile.mkstemp(dir=checkpoint_dir, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            writer = _HashingWriter(file)
+            torch.save(state, writer)  # type: ignore[arg-type]
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(checkpoint_dir, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return path, writer.size, writer.digest.hexdigest()
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint's contents, loaded without running any pickled code."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        found = state.get("format_version") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            f"{path} is not a trainq checkpoint of format {FORMAT_VERSION} (found {found!r})"
+        )
+    return state
+
+
+def load_model(path: str | Path, map_location: str = "cpu") -> nn.Module:
+    """The trained model from a checkpoint file alone, weights loaded, in eval() mode."""
+    state = read_checkpoint(path, map_location)
+    model = build_architecture(
+        state["model_name"], state["num_classes"], state["in_channels"], state["image_size"]
+    )
+    model.load_state_dict(state["model_state_dict"])
+    return model.to(map_location).eval()

@@ -1,0 +1,77 @@
+"""What a training run reports, and the callbacks it reports through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Reported once, before the first batch."""
+
+    device: str  # "cpu", "cuda:0": what is actually used
+    precision: str  # "fp32" | "bf16" | "fp16": what is actually used
+    num_classes: int
+    train_samples: int
+    val_samples: int
+    batches_per_epoch: int
+    start_epoch: int  # 1 for a fresh run; the checkpoint's epoch + 1 when resuming
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    epoch: int  # 1-based
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    learning_rate: float  # in effect at the start of this epoch's training (onecycle: its first batch)
+    duration_seconds: float  # training + validation wall time
+    samples_per_second: float  # training samples / training wall time
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    epoch: int
+    path: Path  # absolute
+    size_bytes: int
+    sha256: str  # hex
+    is_best: bool  # this epoch has the best monitored metric so far
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    status: Literal["completed", "early_stopped", "interrupted"]
+    epochs_completed: int  # the last epoch finished
+    stop_reason: str | None  # why it stopped early, for people
+    best_epoch: int | None
+    best_metric: float | None
+
+
+class Callbacks(Protocol):
+    def on_start(self, info: RunInfo) -> None: ...
+
+    def on_progress(self, epoch: int, fraction: float) -> None:
+        """After every training batch; `fraction` of all the run's batches done, 0..1. Must be cheap."""
+
+    def on_epoch_end(self, metrics: EpochMetrics) -> None: ...
+
+    def on_checkpoint(self, info: CheckpointInfo) -> None: ...
+
+
+class NullCallbacks:
+    """Callbacks that ignore everything; subclass and override what you need."""
+
+    def on_start(self, info: RunInfo) -> None:
+        pass
+
+    def on_progress(self, epoch: int, fraction: float) -> None:
+        pass
+
+    def on_epoch_end(self, metrics: EpochMetrics) -> None:
+        pass
+
+    def on_checkpoint(self, info: CheckpointInfo) -> None:
+        pass

@@ -1,0 +1,57 @@
+"""The worker loop: claim a job, supervise it to its end, repeat."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import socket
+import threading
+from multiprocessing import forkserver
+
+from sqlalchemy import Engine
+
+from app import queue
+from app.settings import Settings
+from worker.supervisor import JobSupervisor
+
+logger = logging.getLogger(__name__)
+
+# Training processes fork from a server that has already imported torch, the
+# training code and scikit-learn's datasets (the digits demo), so a job starts
+# in milliseconds, yet each job has its own process.
+PRELOAD_MODULES = ["worker.runner", "sklearn.datasets"]
+
+
+def training_context() -> multiprocessing.context.BaseContext:
+    """Start the fork server now, before the first claim, so no job waits for it."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD_MODULES)
+    forkserver.ensure_running()
+    return ctx
+
+
+class Worker:
+    def __init__(self, *, engine: Engine, settings: Settings, stop: threading.Event) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._stop = stop
+        self._mp = training_context()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+
+    def run(self, *, burst: bool = False) -> None:
+        """Work until stopped; in burst mode, return as soon as no job is queued."""
+        logger.info("worker %s started (%s)", self.worker_id, "burst" if burst else "until stopped")
+        while not self._stop.is_set():
+            lease = queue.claim(
+                self._engine, worker_id=self.worker_id, lease_seconds=self._settings.lease_seconds
+            )
+            if lease is None:
+                if burst:
+                    break
+                self._stop.wait(self._settings.poll_interval_seconds)
+                continue
+            JobSupervisor(
+                engine=self._engine, settings=self._settings, lease=lease, stop=self._stop, mp=self._mp
+            ).run()
+        logger.info("worker %s stopped", self.worker_id)
