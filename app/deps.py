@@ -37,7 +37,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 def get_job(job_id: str, session: SessionDep) -> Job:
     job = session.get(Job, job_id)
     if job is None:
-        raise HTTPException(status_code=404, detail=f"job {job_id!r} not found")
+        raise HTTPException(status_code=404, detail=f"job {job_id[:64]!r} not found")
     return job
 
 

@@ -25,7 +25,8 @@ Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 class Hyperparameters(BaseModel):
     """Everything the training loop needs; stored on the job fully resolved."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    # strict: "10" is not an epoch count and true is not 1; JSON numbers still fill float fields.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
 
     # data
     dataset: Dataset = "digits"

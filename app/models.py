@@ -68,14 +68,9 @@ class Job(SQLModel, table=True):
     lease_expires_at: datetime | None = None
 
 
-class EpochMetric(SQLModel, table=True):
-    """One finished epoch of one job, written when the epoch ends."""
+class MetricBase(SQLModel):
+    """One finished epoch's numbers, as stored and as shown."""
 
-    __tablename__ = "epoch_metrics"
-    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    job_id: str = Field(foreign_key="jobs.id", ondelete="CASCADE")
     epoch: int
     attempt: int
     train_loss: float
@@ -85,10 +80,30 @@ class EpochMetric(SQLModel, table=True):
     learning_rate: float
     duration_seconds: float
     samples_per_second: float
+
+
+class EpochMetric(MetricBase, table=True):
+    """One finished epoch of one job, written when the epoch ends."""
+
+    __tablename__ = "epoch_metrics"
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="jobs.id", ondelete="CASCADE")
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Checkpoint(SQLModel, table=True):
+class CheckpointBase(SQLModel):
+    """What a client learns about a checkpoint file."""
+
+    epoch: int
+    size_bytes: int
+    sha256: str
+    is_best: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Checkpoint(CheckpointBase, table=True):
     """A checkpoint file under TRAINQ_ARTIFACTS_DIR/<job id>/, listed only once it is complete."""
 
     __tablename__ = "checkpoints"
@@ -96,12 +111,7 @@ class Checkpoint(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(foreign_key="jobs.id", ondelete="CASCADE")
-    epoch: int
     file_name: str
-    size_bytes: int
-    sha256: str
-    is_best: bool = False
-    created_at: datetime = Field(default_factory=utcnow)
 
 
 # --- what clients send --------------------------------------------------------
@@ -112,7 +122,9 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = PydanticField(default=None, min_length=1, max_length=MAX_NAME_CHARS)
+    name: str | None = PydanticField(
+        default=None, min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
     hyperparameters: Hyperparameters = PydanticField(default_factory=Hyperparameters)
 
 
@@ -124,38 +136,20 @@ class ErrorPublic(BaseModel):
     message: str
 
 
-class MetricPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    epoch: int
-    attempt: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
-    learning_rate: float
-    duration_seconds: float
-    samples_per_second: float
+class MetricPublic(MetricBase):
+    """A metric row as GET /jobs/{id} and GET /jobs/{id}/metrics show it."""
 
 
-class CheckpointPublic(BaseModel):
-    epoch: int
-    size_bytes: int
-    sha256: str
-    is_best: bool
+class CheckpointPublic(CheckpointBase):
     url: str
-    created_at: datetime
 
     @classmethod
     def from_row(cls, row: Checkpoint) -> CheckpointPublic:
-        return cls(
-            epoch=row.epoch,
-            size_bytes=row.size_bytes,
-            sha256=row.sha256,
-            is_best=row.is_best,
-            url=f"/jobs/{row.job_id}/checkpoints/{row.epoch}",
-            created_at=row.created_at,
-        )
+        return cls(**row.model_dump(include=set(CheckpointBase.model_fields)), url=checkpoint_url(row))
+
+
+def checkpoint_url(row: Checkpoint) -> str:
+    return f"/jobs/{row.job_id}/checkpoints/{row.epoch}"
 
 
 class JobSummary(BaseModel):
@@ -191,7 +185,7 @@ class JobPublic(JobSummary):
     def from_rows(cls, job: Job, metrics: list[EpochMetric], checkpoints: list[Checkpoint]) -> JobPublic:
         return cls(
             **_summary_fields(job),
-            metrics=[MetricPublic.model_validate(m) for m in metrics],
+            metrics=[MetricPublic.model_validate(m, from_attributes=True) for m in metrics],
             checkpoints=[CheckpointPublic.from_row(c) for c in checkpoints],
         )
 

@@ -97,7 +97,7 @@ def get_metrics(
         .where(EpochMetric.job_id == job.id, EpochMetric.epoch > after_epoch)
         .order_by(col(EpochMetric.epoch))
     ).all()
-    return [MetricPublic.model_validate(row) for row in rows]
+    return [MetricPublic.model_validate(row, from_attributes=True) for row in rows]
 
 
 def _encode_cursor(job: Job) -> str:

@@ -57,6 +57,9 @@ def test_dry_run_resolves_without_queueing(client: TestClient) -> None:
         ({"hyperparameters": {"epochs": 10**40}}, ["body", "hyperparameters", "epochs"]),
         ({"hyperparameters": {"lr_scheduler": "step"}}, ["body", "hyperparameters"]),
         ({"name": "x" * 1000}, ["body", "name"]),
+        ({"name": "nul\x00byte"}, ["body", "name"]),
+        ({"hyperparameters": {"epochs": True}}, ["body", "hyperparameters", "epochs"]),
+        ({"hyperparameters": {"learning_rate": "1e-3"}}, ["body", "hyperparameters", "learning_rate"]),
         ({"owner": "me"}, ["body", "owner"]),
     ],
 )
