@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from app import queue
 from app.db import create_schema, make_engine
 from app.routes import checkpoints, health, jobs
 from app.settings import Settings, get_settings
@@ -27,7 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = resolved
         app.state.engine = engine
         logger.info("serving jobs from %s", engine.url.render_as_string(hide_password=True))
+        reaper = asyncio.create_task(_take_back_lost_jobs(engine, interval_s=resolved.lease_seconds / 4))
         yield
+        reaper.cancel()
         engine.dispose()
 
     app = FastAPI(title="trainq", version="0.1.0", lifespan=lifespan)
@@ -36,6 +42,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(checkpoints.router)
     return app
+
+
+async def _take_back_lost_jobs(engine: Engine, *, interval_s: float) -> None:
+    """Jobs whose worker died go back to the queue even while no other worker runs."""
+    while True:
+        try:
+            await asyncio.to_thread(queue.requeue_expired, engine)
+        except SQLAlchemyError:
+            logger.exception("could not take back expired jobs; trying again")
+        await asyncio.sleep(interval_s)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

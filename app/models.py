@@ -15,6 +15,9 @@ from sqlmodel import Field, SQLModel
 from app.hyperparameters import Hyperparameters
 
 MAX_NAME_CHARS = 200
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+DEFAULT_MAX_ATTEMPTS = 3
+MAX_RUNTIME_LIMIT_S = 30 * 24 * 3600
 
 
 def utcnow() -> datetime:
@@ -47,6 +50,7 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         Index("ix_jobs_status_created", "status", "created_at", "id"),
         Index("ix_jobs_created", "created_at", "id"),
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
     )
 
     id: str = Field(default_factory=new_job_id, primary_key=True, max_length=32)
@@ -56,8 +60,11 @@ class Job(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    attempts: int = 0
-    max_attempts: int = 3
+    attempts: int = 0  # claims by a worker
+    failures: int = 0  # attempts that ended in a retryable failure (a graceful hand-back is none)
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_runtime_seconds: float | None = None
+    runtime_seconds: float = 0.0  # training time of all attempts so far
     current_epoch: int = 0
     progress: float = 0.0
     error_reason: str | None = None
@@ -66,6 +73,9 @@ class Job(SQLModel, table=True):
     precision: str | None = None
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
+    resume_file: str | None = None  # a mid-epoch checkpoint left by a graceful hand-back
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=MAX_IDEMPOTENCY_KEY_CHARS)
+    request_hash: str | None = None
 
 
 class MetricBase(SQLModel):
@@ -126,6 +136,16 @@ class JobCreate(BaseModel):
         default=None, min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$"
     )
     hyperparameters: Hyperparameters = PydanticField(default_factory=Hyperparameters)
+    max_attempts: int = PydanticField(
+        default=DEFAULT_MAX_ATTEMPTS, ge=1, le=20, description="Claims allowed before a lost job fails."
+    )
+    max_runtime_seconds: float | None = PydanticField(
+        default=None,
+        gt=0,
+        le=MAX_RUNTIME_LIMIT_S,
+        allow_inf_nan=False,
+        description="Training time allowed over all attempts; past it the job fails with reason timeout.",
+    )
 
 
 # --- what clients get ---------------------------------------------------------
@@ -164,6 +184,8 @@ class JobSummary(BaseModel):
     finished_at: datetime | None
     attempts: int
     max_attempts: int
+    max_runtime_seconds: float | None
+    runtime_seconds: float
     current_epoch: int
     progress: float
     device: str | None
@@ -204,6 +226,8 @@ def _summary_fields(job: Job) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
+        "max_runtime_seconds": job.max_runtime_seconds,
+        "runtime_seconds": job.runtime_seconds,
         "current_epoch": job.current_epoch,
         "progress": job.progress,
         "device": job.device,
@@ -217,8 +241,5 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
-class DryRunPublic(BaseModel):
-    """POST /jobs?dry_run=true: what would be queued."""
-
-    name: str | None
-    hyperparameters: Hyperparameters
+class DryRunPublic(JobCreate):
+    """POST /jobs?dry_run=true: the request as it would be queued, every default filled in."""

@@ -11,10 +11,13 @@ from app.hyperparameters import Hyperparameters
 from app.models import Job, JobCreate
 
 
-def submit_job(engine: Engine, name: str | None = None, **hyperparameters: Any) -> Job:
-    return queue.submit(
-        engine, job_in=JobCreate(name=name, hyperparameters=Hyperparameters(**hyperparameters))
+def submit_job(engine: Engine, name: str | None = None, max_attempts: int = 3, **hyperparameters: Any) -> Job:
+    job_in = JobCreate(
+        name=name, hyperparameters=Hyperparameters(**hyperparameters), max_attempts=max_attempts
     )
+    job, created = queue.submit(engine, job_in=job_in)
+    assert created
+    return job
 
 
 def epoch_metrics(epoch: int, **overrides: float) -> dict[str, float]:

@@ -118,4 +118,6 @@ def run_job(
         logger.exception("training failed")
         callbacks.send("failed", reason="training_error", message=f"{type(exc).__name__}: {exc}")
     else:
-        callbacks.send("done", **asdict(outcome))
+        result = asdict(outcome)
+        resume = result.pop("resume_checkpoint", None)
+        callbacks.send("done", **result, resume_file=resume.name if resume else None)

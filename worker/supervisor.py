@@ -1,4 +1,10 @@
-"""One job's life: start its training process, relay its events to the queue, stop it."""
+"""One job's life: start its training process, relay its events to the queue, stop it.
+
+The supervisor, not the training process, holds the job's lease: it renews it
+every quarter of TRAINQ_LEASE_SECONDS however long a batch takes, checks every
+second that the job was not cancelled or taken back, and enforces the job's
+time limit. Whenever the lease is gone, the training process is killed at once.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from typing import Any, Literal
@@ -15,21 +22,31 @@ from sqlalchemy import Engine
 from app import queue
 from app.queue import Lease
 from app.settings import Settings
+from worker.entry import training_process_main
 
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.2
+HOLD_CHECK_INTERVAL_S = 1.0
 PROGRESS_WRITE_INTERVAL_S = 1.0
 CHILD_EXIT_GRACE_S = 30.0
 
-Ending = Literal["reported", "lost", "vanished"]
+Ending = Literal["reported", "lost", "timeout", "vanished"]
 
 
-def _training_process_main(*args: Any) -> None:
-    # Imported here so the supervising process itself never loads torch.
-    from worker.runner import run_job
+@dataclass
+class _Clock:
+    """Training time of this attempt, on top of what earlier attempts used."""
 
-    run_job(*args)
+    earlier_s: float
+    limit_s: float | None
+    started: float = 0.0
+
+    def runtime_s(self) -> float:
+        return self.earlier_s + time.monotonic() - self.started
+
+    def expired(self) -> bool:
+        return self.limit_s is not None and self.runtime_s() >= self.limit_s
 
 
 class JobSupervisor:
@@ -44,6 +61,7 @@ class JobSupervisor:
         self._stop = stop
         self._mp = mp
         self._job_dir = settings.artifacts_dir / lease.job_id
+        self._clock = _Clock(earlier_s=lease.runtime_seconds, limit_s=lease.max_runtime_seconds)
         self._last_progress_write = 0.0
 
     def run(self) -> None:
@@ -51,7 +69,7 @@ class JobSupervisor:
         resume = str(self._job_dir / self._lease.resume_file) if self._lease.resume_file else None
         conn, child_conn = self._mp.Pipe(duplex=True)
         process = self._mp.Process(  # type: ignore[attr-defined]
-            target=_training_process_main,
+            target=training_process_main,
             args=(
                 child_conn,
                 self._lease.job_id,
@@ -62,6 +80,7 @@ class JobSupervisor:
             ),
             name=f"trainq-job-{self._lease.job_id}",
         )
+        self._clock.started = time.monotonic()
         process.start()
         child_conn.close()
         logger.info(
@@ -71,22 +90,31 @@ class JobSupervisor:
             ending = self._relay(conn)
         finally:
             conn.close()
-            # A process whose lease is gone must stop now; one that reported its end is exiting anyway.
+            # A process that reported its end is exiting anyway; any other must stop now.
             process.join(CHILD_EXIT_GRACE_S if ending == "reported" else 0)
             if process.is_alive():
                 process.kill()
             process.join()
-        if ending == "vanished":
-            self._end_without_report(process.exitcode)
+        if ending != "reported":
+            self._remove_partial_files()
+        if ending == "timeout":
+            self._fail(
+                "timeout",
+                f"the job used up max_runtime_seconds={self._lease.max_runtime_seconds:g}; "
+                "its checkpoints are kept",
+            )
+        elif ending == "vanished":
+            self._fail(*_death_reason(process.exitcode))
 
     def _relay(self, conn: Connection) -> Ending:
         """Relay events to the queue until the job ends."""
-        heartbeat_interval_s = self._settings.lease_seconds / 4
-        next_heartbeat = time.monotonic() + heartbeat_interval_s
+        lease_s = self._settings.lease_seconds
+        next_heartbeat = time.monotonic() + lease_s / 4
+        next_hold_check = time.monotonic() + HOLD_CHECK_INTERVAL_S
         stop_sent = False
         while True:
             if self._stop.is_set() and not stop_sent:
-                logger.info("job %s: asking the training process to stop", self._lease.job_id)
+                logger.info("job %s: asking the training process to stop and checkpoint", self._lease.job_id)
                 conn.send("stop")
                 stop_sent = True
             if conn.poll(POLL_S):
@@ -99,11 +127,21 @@ class JobSupervisor:
                     return "reported"
                 if not keep_going:
                     return self._lost()
-            if time.monotonic() >= next_heartbeat:
-                next_heartbeat += heartbeat_interval_s
+            now = time.monotonic()
+            if self._clock.expired():
+                return "timeout"
+            if now >= next_heartbeat:
+                next_heartbeat = now + lease_s / 4
                 if not queue.heartbeat(
-                    self._engine, lease=self._lease, lease_seconds=self._settings.lease_seconds
+                    self._engine,
+                    lease=self._lease,
+                    lease_seconds=lease_s,
+                    runtime_seconds=self._clock.runtime_s(),
                 ):
+                    return self._lost()
+            elif now >= next_hold_check:
+                next_hold_check = now + HOLD_CHECK_INTERVAL_S
+                if not queue.holds(self._engine, lease=self._lease):
                     return self._lost()
 
     def _handle(self, message: dict[str, Any]) -> bool | None:
@@ -129,18 +167,21 @@ class JobSupervisor:
         if event == "checkpoint":
             return self._record_checkpoint(message)
         if event == "done":
+            runtime_s = self._clock.runtime_s()
             if message["status"] == "interrupted":
-                queue.release(engine, lease=lease)
+                queue.release(
+                    engine, lease=lease, resume_file=message["resume_file"], runtime_seconds=runtime_s
+                )
             else:
-                queue.succeed(engine, lease=lease)
+                queue.succeed(engine, lease=lease, runtime_seconds=runtime_s)
             return None
         if event == "failed":
-            queue.fail(engine, lease=lease, reason=message["reason"], message=message["message"])
+            self._fail(message["reason"], message["message"])
             return None
         raise ValueError(f"unknown event from the training process: {event!r}")
 
     def _record_checkpoint(self, message: dict[str, Any]) -> bool:
-        stale = queue.record_checkpoint(
+        unneeded = queue.record_checkpoint(
             self._engine,
             lease=self._lease,
             epoch=message["epoch"],
@@ -149,24 +190,45 @@ class JobSupervisor:
             sha256=message["sha256"],
             is_best=message["is_best"],
         )
-        if stale is None:
+        if unneeded is None:
+            (self._job_dir / message["file_name"]).unlink(missing_ok=True)
             return False
         # Files are deleted only after they stopped being listed: nothing listed is ever missing.
-        for name in stale:
+        for name in unneeded:
             (self._job_dir / name).unlink(missing_ok=True)
         return True
 
+    def _fail(self, reason: str, message: str) -> None:
+        queue.fail(
+            self._engine,
+            lease=self._lease,
+            reason=reason,
+            message=message,
+            runtime_seconds=self._clock.runtime_s(),
+        )
+
     def _lost(self) -> Ending:
         logger.warning(
-            "job %s: lease lost (taken back or ended elsewhere); stopping its training", self._lease.job_id
+            "job %s: lease lost (cancelled, taken back or ended elsewhere); stopping its training",
+            self._lease.job_id,
         )
         return "lost"
 
-    def _end_without_report(self, exitcode: int | None) -> None:
-        if exitcode is not None and exitcode < 0:
-            cause = f"was killed by {signal.Signals(-exitcode).name}"
-            hint = " (SIGKILL is often the out-of-memory killer: lower batch_size or image_size)"
-            message = f"the training process {cause}{hint if exitcode == -signal.SIGKILL else ''}"
-        else:
-            message = f"the training process exited with code {exitcode} without reporting a result"
-        queue.fail(self._engine, lease=self._lease, reason="training_error", message=message)
+    def _remove_partial_files(self) -> None:
+        # A checkpoint being written when the process was killed never got its final name.
+        for partial in self._job_dir.glob(".*.tmp"):
+            partial.unlink(missing_ok=True)
+
+
+def _death_reason(exitcode: int | None) -> tuple[str, str]:
+    """Why a training process ended without reporting, as (reason, message)."""
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        if -exitcode == signal.SIGKILL:
+            return (
+                "out_of_memory",
+                "the training process was killed by SIGKILL, most often the kernel's out-of-memory "
+                "killer: lower batch_size or image_size, or give the worker more memory",
+            )
+        return "training_error", f"the training process was killed by {name}"
+    return "training_error", f"the training process exited with code {exitcode} without reporting a result"

@@ -7,12 +7,13 @@ import multiprocessing
 import os
 import socket
 import threading
-from multiprocessing import forkserver
+import time
 
 from sqlalchemy import Engine
 
 from app import queue
 from app.settings import Settings
+from worker.entry import ready
 from worker.supervisor import JobSupervisor
 
 logger = logging.getLogger(__name__)
@@ -20,14 +21,17 @@ logger = logging.getLogger(__name__)
 # Training processes fork from a server that has already imported torch, the
 # training code and scikit-learn's datasets (the digits demo), so a job starts
 # in milliseconds, yet each job has its own process.
-PRELOAD_MODULES = ["worker.runner", "sklearn.datasets"]
+PRELOAD_MODULES = ["worker.entry", "worker.runner", "sklearn.datasets"]
 
 
 def training_context() -> multiprocessing.context.BaseContext:
-    """Start the fork server now, before the first claim, so no job waits for it."""
+    """Start the fork server and wait until it has loaded torch, before the first claim:
+    a claimed job must not wait for it (its lease would run out meanwhile)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD_MODULES)
-    forkserver.ensure_running()
+    warm_up = ctx.Process(target=ready, name="trainq-warm-up")  # type: ignore[attr-defined]
+    warm_up.start()
+    warm_up.join()
     return ctx
 
 
@@ -42,7 +46,12 @@ class Worker:
     def run(self, *, burst: bool = False) -> None:
         """Work until stopped; in burst mode, return as soon as no job is queued."""
         logger.info("worker %s started (%s)", self.worker_id, "burst" if burst else "until stopped")
+        next_reap = 0.0
         while not self._stop.is_set():
+            if time.monotonic() >= next_reap:
+                # Any worker takes back jobs whose worker died; a quarter lease is soon enough.
+                queue.requeue_expired(self._engine)
+                next_reap = time.monotonic() + self._settings.lease_seconds / 4
             lease = queue.claim(
                 self._engine, worker_id=self.worker_id, lease_seconds=self._settings.lease_seconds
             )

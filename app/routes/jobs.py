@@ -5,13 +5,14 @@ import binascii
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
-from sqlmodel import col, or_, select
+from sqlmodel import Session, col, or_, select
 
 from app import queue
 from app.deps import EngineDep, JobDep, SessionDep
 from app.models import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
     Checkpoint,
     DryRunPublic,
     EpochMetric,
@@ -34,20 +35,56 @@ MAX_PAGE_SIZE = 500
     "",
     status_code=201,
     response_model=JobPublic,
-    responses={200: {"model": DryRunPublic, "description": "dry_run=true: the resolved job, not queued"}},
+    responses={
+        200: {
+            "model": JobPublic,
+            "description": "Idempotency-Key seen before with the same body: that job, as it is now. "
+            "With dry_run=true: the resolved request (name, hyperparameters, limits), nothing queued.",
+        },
+        409: {"description": "Idempotency-Key seen before with a different body."},
+    },
 )
 def submit_job(
     job_in: JobCreate,
     engine: EngineDep,
+    session: SessionDep,
     response: Response,
     dry_run: Annotated[bool, Query(description="Validate and resolve only; queue nothing.")] = False,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retrying with the same key and body returns the same job instead of a new one.",
+        ),
+    ] = None,
 ) -> JobPublic | JSONResponse:
     if dry_run:
-        resolved = DryRunPublic(name=job_in.name, hyperparameters=job_in.hyperparameters)
-        return JSONResponse(resolved.model_dump(mode="json"), status_code=200)
-    job = queue.submit(engine, job_in=job_in)
+        return JSONResponse(DryRunPublic.model_validate(job_in.model_dump()).model_dump(mode="json"))
+    try:
+        job, created = queue.submit(engine, job_in=job_in, idempotency_key=idempotency_key)
+    except queue.IdempotencyConflict as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
     response.headers["Location"] = f"/jobs/{job.id}"
-    return JobPublic.from_rows(job, [], [])
+    if created:
+        return JobPublic.from_rows(job, [], [])
+    response.status_code = 200
+    return _public(session, job)
+
+
+@router.post("/{job_id}/cancel", responses={409: {"description": "The job already ended."}})
+def cancel_job(job_id: str, engine: EngineDep, session: SessionDep) -> JobPublic:
+    """A queued job is cancelled at once; a running one stops within seconds and keeps its checkpoints."""
+    try:
+        job = queue.cancel(engine, job_id=job_id)
+    except queue.JobIsFinal as exc:
+        raise HTTPException(
+            status_code=409, detail=f"{exc}; only queued or running jobs can be cancelled"
+        ) from exc
+    if job is None:
+        raise HTTPException(status_code=404, detail=f"job {job_id[:64]!r} not found")
+    return _public(session, job)
 
 
 @router.get("")
@@ -77,6 +114,10 @@ def list_jobs(
 
 @router.get("/{job_id}")
 def get_job(job: JobDep, session: SessionDep) -> JobPublic:
+    return _public(session, job)
+
+
+def _public(session: Session, job: Job) -> JobPublic:
     metrics = session.exec(
         select(EpochMetric).where(EpochMetric.job_id == job.id).order_by(col(EpochMetric.epoch))
     ).all()

@@ -54,10 +54,10 @@ def test_writes_with_a_stale_lease_are_refused(engine: Engine) -> None:
     job = submit_job(engine)
     lease = claim(engine)
     assert lease is not None
-    assert queue.fail(engine, lease=lease, reason="training_error", message="boom")
+    assert queue.fail(engine, lease=lease, reason="training_error", message="boom", runtime_seconds=1.0)
     assert not queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1), progress=0.1)
-    assert not queue.heartbeat(engine, lease=lease, lease_seconds=LEASE_S)
-    assert not queue.succeed(engine, lease=lease)
+    assert not queue.heartbeat(engine, lease=lease, lease_seconds=LEASE_S, runtime_seconds=1.0)
+    assert not queue.succeed(engine, lease=lease, runtime_seconds=1.0)
     assert (
         queue.record_checkpoint(
             engine,
@@ -123,7 +123,7 @@ def test_a_released_job_is_claimed_again_with_its_latest_checkpoint(engine: Engi
     queue.record_checkpoint(
         engine, lease=lease, epoch=2, file_name="epoch-0002.pt", size_bytes=1, sha256="a" * 64, is_best=True
     )
-    assert queue.release(engine, lease=lease)
+    assert queue.release(engine, lease=lease, resume_file=None, runtime_seconds=1.0)
     assert reload(engine, job.id).status == JobStatus.queued
     again = claim(engine, "w2")
     assert again is not None
@@ -133,7 +133,7 @@ def test_a_released_job_is_claimed_again_with_its_latest_checkpoint(engine: Engi
 def _claim_all(database_url: str, worker_id: str, claimed: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     engine = make_engine(database_url)
     while (lease := queue.claim(engine, worker_id=worker_id, lease_seconds=LEASE_S)) is not None:
-        queue.succeed(engine, lease=lease)
+        queue.succeed(engine, lease=lease, runtime_seconds=0.0)
         claimed.put(lease.job_id)
     engine.dispose()
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+import torch
 
 from tests.support.polling import wait_for
 from tests.support.processes import ServiceProcess, service_env, start_api, start_worker
@@ -35,21 +36,40 @@ class Service:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    def wait_until_final(self, job_id: str, timeout_s: float = 120) -> dict:
-        def final() -> dict | None:
+    def wait_for_job(
+        self, job_id: str, condition: Callable[[dict], bool], what: str, timeout_s: float = 120
+    ) -> dict:
+        def check() -> dict | None:
             job = self.job(job_id)
-            return job if job["status"] in {"succeeded", "failed", "cancelled"} else None
+            return job if condition(job) else None
 
         try:
-            return wait_for(final, timeout_s=timeout_s, interval_s=0.1, what=f"job {job_id} to end")
+            return wait_for(check, timeout_s=timeout_s, interval_s=0.05, what=what)
         except TimeoutError:
             logs = "\n".join(worker.log()[-4000:] for worker in self.workers)
-            raise AssertionError(f"job {job_id} did not end: {self.job(job_id)}\n{logs}") from None
+            raise AssertionError(f"job {job_id}: {what} did not happen: {self.job(job_id)}\n{logs}") from None
+
+    def wait_until_final(self, job_id: str, timeout_s: float = 120) -> dict:
+        return self.wait_for_job(
+            job_id, lambda job: job["status"] in {"succeeded", "failed", "cancelled"}, "the end", timeout_s
+        )
+
+    def checkpoint_state(self, job_id: str, ref: str) -> dict:
+        response = self.http.get(f"/jobs/{job_id}/checkpoints/{ref}")
+        assert response.status_code == 200, response.text
+        path = self.state_dir / f"{job_id}-{ref}.pt"
+        path.write_bytes(response.content)
+        return dict(torch.load(path, weights_only=True))
+
+
+# Short enough that a lost worker's job comes back within seconds, long enough
+# for a heartbeat every half second on a busy 2-core machine.
+TEST_LEASE_SECONDS = "2"
 
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    env = service_env(tmp_path)
+    env = service_env(tmp_path, TRAINQ_LEASE_SECONDS=TEST_LEASE_SECONDS)
     api, base_url = start_api(tmp_path, env, tmp_path)
     with httpx.Client(base_url=base_url, timeout=10) as http:
         running = Service(state_dir=tmp_path, env=env, http=http)

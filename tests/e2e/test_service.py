@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import signal
 
 import torch
 from sklearn.datasets import load_digits
@@ -78,34 +77,3 @@ def test_a_burst_worker_drains_the_queue_records_failures_and_exits_zero(service
     assert mnist_job["status"] == "failed"
     assert mnist_job["error"]["reason"] == "data_error"
     assert "MNIST" in mnist_job["error"]["message"]
-
-
-def test_sigterm_hands_the_running_job_back_and_it_resumes_after_its_checkpoint(service: Service) -> None:
-    worker = service.start_worker()
-    job_id = service.submit(
-        "long", dataset="fake", fake_samples=4000, image_size=16, epochs=40, batch_size=32
-    )
-    wait_for(
-        lambda: len(service.job(job_id)["checkpoints"]) > 0,
-        timeout_s=120,
-        what="the first checkpoint",
-    )
-    worker.signal(signal.SIGTERM)
-    assert worker.wait(timeout_s=60) == 0, worker.log()
-    handed_back = service.job(job_id)
-    assert handed_back["status"] == "queued", handed_back
-    resume_epoch = max(c["epoch"] for c in handed_back["checkpoints"])
-
-    service.start_worker()
-    wait_for(
-        lambda: (
-            service.job(job_id)["attempts"] == 2
-            and service.job(job_id)["metrics"][-1]["epoch"] > resume_epoch
-        ),
-        timeout_s=120,
-        what="the second attempt to train past the checkpoint",
-    )
-    job = service.job(job_id)
-    epochs = [row["epoch"] for row in job["metrics"]]
-    assert epochs == list(range(1, len(epochs) + 1))
-    assert {row["attempt"] for row in job["metrics"] if row["epoch"] > resume_epoch} == {2}

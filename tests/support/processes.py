@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -95,3 +96,18 @@ def start_api(state_dir: Path, env: Mapping[str, str], log_dir: Path) -> tuple[S
 
 def start_worker(env: Mapping[str, str], log_path: Path, *args: str) -> ServiceProcess:
     return ServiceProcess([sys.executable, "-m", "worker", *args], env, log_path)
+
+
+def training_pids(worker: ServiceProcess) -> list[int]:
+    """The training processes a worker started, in order, read from its log."""
+    return [int(pid) for pid in re.findall(r"training process (\d+) started", worker.log())]
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited; only its parent has not collected it yet.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ")[-1][:1] != "Z"

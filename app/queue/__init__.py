@@ -1,0 +1,43 @@
+"""The only place that changes a job's state in SQL.
+
+Routes and workers both call these named operations:
+- submission: submit (idempotent), cancel;
+- leases: claim, requeue_expired, holds, heartbeat, and the ends of an attempt:
+  succeed, fail (retried while attempts remain, for machine failures), release;
+- records: what a running job reports (start, progress, epochs, checkpoints).
+"""
+
+from .leases import (
+    RETRYABLE_REASONS,
+    Lease,
+    claim,
+    fail,
+    heartbeat,
+    holds,
+    release,
+    requeue_expired,
+    succeed,
+)
+from .records import record_checkpoint, record_epoch, record_progress, record_start
+from .submission import IdempotencyConflict, JobIsFinal, cancel, request_hash, submit
+
+__all__ = [
+    "RETRYABLE_REASONS",
+    "IdempotencyConflict",
+    "JobIsFinal",
+    "Lease",
+    "cancel",
+    "claim",
+    "fail",
+    "heartbeat",
+    "holds",
+    "record_checkpoint",
+    "record_epoch",
+    "record_progress",
+    "record_start",
+    "release",
+    "request_hash",
+    "requeue_expired",
+    "submit",
+    "succeed",
+]

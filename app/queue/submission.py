@@ -1,0 +1,87 @@
+"""Jobs entering and leaving the queue from the API: submit (idempotent) and cancel."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from app.db import read_session, write_session
+from app.models import Job, JobCreate, JobStatus, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different request body."""
+
+
+class JobIsFinal(Exception):
+    """The job has already ended; it cannot be cancelled."""
+
+    def __init__(self, status: JobStatus) -> None:
+        super().__init__(f"the job already ended ({status.value})")
+        self.status = status
+
+
+def request_hash(job_in: JobCreate) -> str:
+    return hashlib.sha256(job_in.model_dump_json().encode()).hexdigest()
+
+
+def submit(engine: Engine, *, job_in: JobCreate, idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Queue a job; returns (job, created). With an idempotency key already used for the
+    same request, returns the job it created; for another request, IdempotencyConflict."""
+    digest = request_hash(job_in)
+    job = Job(
+        name=job_in.name,
+        hyperparameters=job_in.hyperparameters.model_dump(mode="json"),
+        max_attempts=job_in.max_attempts,
+        max_runtime_seconds=job_in.max_runtime_seconds,
+        idempotency_key=idempotency_key,
+        request_hash=digest if idempotency_key else None,
+    )
+    try:
+        with write_session(engine) as session:
+            if idempotency_key is not None and (earlier := _by_key(session, idempotency_key)):
+                return _replayed(earlier, digest), False
+            session.add(job)
+    except IntegrityError:
+        # Another request with the same key won the race (PostgreSQL; SQLite serialises writers).
+        assert idempotency_key is not None
+        with read_session(engine) as session:
+            earlier = _by_key(session, idempotency_key)
+            assert earlier is not None
+            return _replayed(earlier, digest), False
+    logger.info("job %s queued", job.id)
+    return job, True
+
+
+def _by_key(session: Session, key: str) -> Job | None:
+    return session.exec(select(Job).where(Job.idempotency_key == key)).first()
+
+
+def _replayed(job: Job, digest: str) -> Job:
+    if job.request_hash != digest:
+        raise IdempotencyConflict("this Idempotency-Key was already used with a different request body")
+    return job
+
+
+def cancel(engine: Engine, *, job_id: str) -> Job | None:
+    """Cancel a queued or running job (its worker sees the lease gone and stops training).
+    Returns None for an unknown job; raises JobIsFinal for one that already ended."""
+    with write_session(engine) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        if job.status.is_final:
+            raise JobIsFinal(job.status)
+        job.status = JobStatus.cancelled
+        job.finished_at = utcnow()
+        job.worker_id = None
+        job.lease_expires_at = None
+        session.add(job)
+    logger.info("job %s cancelled", job_id)
+    return job
