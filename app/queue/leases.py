@@ -179,7 +179,10 @@ def fail(engine: Engine, *, lease: Lease, reason: str, message: str, runtime_sec
 
 def release(engine: Engine, *, lease: Lease, resume_file: str | None, runtime_seconds: float) -> bool:
     """Hand a job back to the queue (its worker is shutting down); not a failed attempt.
-    The next claim continues from resume_file, or from the latest checkpoint."""
+    The next claim continues from resume_file; without one (stopped before its first
+    batch), from where this attempt started."""
+    # Only a new mid-epoch checkpoint replaces the one this attempt may have started from.
+    newer = {"resume_file": resume_file} if resume_file is not None else {}
     with write_session(engine) as session:
         done = fenced_update(
             session,
@@ -188,7 +191,7 @@ def release(engine: Engine, *, lease: Lease, resume_file: str | None, runtime_se
             worker_id=None,
             lease_expires_at=None,
             runtime_seconds=runtime_seconds,
-            resume_file=resume_file,
+            **newer,
         )
     if done:
         logger.info("job %s handed back to the queue", lease.job_id)

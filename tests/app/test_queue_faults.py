@@ -91,6 +91,19 @@ def test_a_graceful_hand_back_is_not_a_failed_attempt(engine: Engine) -> None:
     assert reload(engine, job.id).status == JobStatus.failed
 
 
+def test_a_hand_back_before_the_first_batch_keeps_the_mid_epoch_checkpoint(engine: Engine) -> None:
+    submit_job(engine)
+    lease = claim(engine)
+    assert lease is not None
+    queue.release(engine, lease=lease, resume_file="resume.pt", runtime_seconds=1)
+    lease = claim(engine)
+    assert lease is not None
+    queue.release(engine, lease=lease, resume_file=None, runtime_seconds=1)
+    again = claim(engine)
+    assert again is not None
+    assert again.resume_file == "resume.pt"
+
+
 def test_a_newer_epoch_checkpoint_supersedes_the_hand_back_file(engine: Engine) -> None:
     job = submit_job(engine)
     lease = claim(engine)

@@ -63,6 +63,12 @@ class Run:
 
 Train = Callable[..., Run]
 
+
+def _stop_after(recorder: Recorder, batches: int) -> Callable[[], bool]:
+    """Like the worker's stop event set during batch `batches`: once True, True however often asked."""
+    return lambda: len(recorder.progress) >= batches
+
+
 # Small and fast: the mlp on digits trains an epoch in a few milliseconds.
 TINY: dict[str, Any] = {"dataset": "digits", "model": "mlp", "epochs": 2, "batch_size": 128}
 
@@ -79,7 +85,11 @@ def _one_cpu_thread() -> Iterator[None]:
 
 @pytest.fixture
 def train(tmp_path: Path) -> Train:
-    """Run training in tmp_path; keyword arguments override the tiny defaults."""
+    """Run training in tmp_path; keyword arguments override the tiny defaults.
+
+    `stop_after_batches=n` asks the run to stop once it has trained n batches (counted
+    from its own start, so a resumed run counts afresh).
+    """
     counter = iter(range(1_000))
 
     def _train(
@@ -87,11 +97,14 @@ def train(tmp_path: Path) -> Train:
         checkpoint_dir: Path | None = None,
         resume_from: Path | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        stop_after_batches: int | None = None,
         **overrides: Any,
     ) -> Run:
         hp = Hyperparameters(**{**TINY, **overrides})
         checkpoint_dir = checkpoint_dir or tmp_path / f"run-{next(counter)}"
         recorder = Recorder()
+        if stop_after_batches is not None:
+            should_stop = _stop_after(recorder, stop_after_batches)
         outcome = run_training(
             hp,
             data_dir=tmp_path / "data",

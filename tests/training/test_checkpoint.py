@@ -10,7 +10,14 @@ import torch
 from torch import nn
 
 from app.hyperparameters import Hyperparameters
-from worker.training import CheckpointError, EpochMetrics, checkpoint_filename, evaluate, load_model
+from worker.training import (
+    RESUME_FILENAME,
+    CheckpointError,
+    EpochMetrics,
+    checkpoint_filename,
+    evaluate,
+    load_model,
+)
 from worker.training.checkpoint import read_checkpoint, write_checkpoint
 from worker.training.data import build_data
 
@@ -19,6 +26,8 @@ Train = Callable[..., Any]  # the `train` fixture from conftest.py
 CHECKPOINT_KEYS = {
     "format_version",
     "epoch",
+    "batches_done",
+    "epoch_progress",
     "hyperparameters",
     "model_name",
     "num_classes",
@@ -71,8 +80,9 @@ def test_a_run_checkpoint_has_constant_keys_and_loads_with_weights_only(train: T
     assert info.sha256 == hashlib.sha256(info.path.read_bytes()).hexdigest()
     state = torch.load(info.path, map_location="cpu", weights_only=True)
     assert set(state) == CHECKPOINT_KEYS
-    assert state["format_version"] == 1
+    assert state["format_version"] == 2
     assert (state["epoch"], state["model_name"], state["num_classes"]) == (2, "mlp", 10)
+    assert (state["batches_done"], state["epoch_progress"]) == (0, None)
     assert (state["in_channels"], state["image_size"]) == (1, 8)
     assert Hyperparameters.model_validate(state["hyperparameters"]).epochs == 2
     assert [EpochMetrics(**m) for m in state["metrics"]] == run.recorder.metrics
@@ -81,6 +91,27 @@ def test_a_run_checkpoint_has_constant_keys_and_loads_with_weights_only(train: T
     assert (state["best_epoch"], state["best_metric"]) == (run.outcome.best_epoch, run.outcome.best_metric)
     assert isinstance(state["rng_state"]["torch"], torch.Tensor)
     assert len(state["rng_state"]["python"]["state"]) == 625
+
+
+def test_a_resume_checkpoint_has_the_same_keys_and_loads_with_weights_only(train: Train) -> None:
+    run = train(epochs=2, lr_scheduler="onecycle", stop_after_batches=12 + 5)  # 12 batches per epoch
+
+    path = run.outcome.resume_checkpoint
+    assert path == run.checkpoint_dir.resolve() / RESUME_FILENAME
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert set(state) == CHECKPOINT_KEYS
+    assert (state["format_version"], state["epoch"], state["batches_done"]) == (2, 1, 5)
+    assert state["scheduler_state_dict"]["last_epoch"] == 12 + 5  # onecycle steps per batch
+    assert [EpochMetrics(**m) for m in state["metrics"]] == run.recorder.metrics
+    progress = state["epoch_progress"]
+    assert progress["samples"] == 5 * 128
+    assert progress["seconds"] > 0
+    # Epoch 2's metrics report the rate of its first batch, not the one reached when it stopped.
+    assert progress["learning_rate"] > run.recorder.learning_rates[0]
+    assert progress["learning_rate"] != state["optimizer_state_dict"]["param_groups"][0]["lr"]
+    assert 0 < progress["loss_sum"].item() / progress["samples"] < 3  # cross-entropy over 10 classes
+    assert 0 <= progress["correct"].item() <= progress["samples"]
+    assert read_checkpoint(path)["epoch"] == 1
 
 
 @pytest.mark.parametrize("scheduler", ["plateau", "onecycle", "cosine"])
@@ -122,7 +153,7 @@ def test_a_file_that_is_not_a_checkpoint_is_a_checkpoint_error(tmp_path: Path) -
 
     with pytest.raises(CheckpointError, match="cannot read"):
         load_model(garbage)
-    with pytest.raises(CheckpointError, match="not a trainq checkpoint"):
+    with pytest.raises(CheckpointError, match="not a trainq checkpoint of format 1 or 2"):
         load_model(foreign)
 
 

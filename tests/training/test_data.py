@@ -13,6 +13,7 @@ from app.hyperparameters import Hyperparameters
 from worker.training import DataError
 from worker.training.data import Data, build_data
 from worker.training.datasets import split_indices
+from worker.training.loaders import DeviceLoader
 
 CPU = torch.device("cpu")
 
@@ -159,3 +160,53 @@ def test_missing_cifar10_is_a_data_error_naming_the_folder(tmp_path: Path) -> No
 
     assert str(tmp_path / "cifar-10-batches-py") in str(raised.value)
     assert "data_batch_1" in str(raised.value)
+
+
+def test_an_in_memory_epoch_can_start_at_a_batch_and_serves_the_rest_of_the_same_order() -> None:
+    data = _build(dataset="digits", batch_size=100)
+    data.train.set_epoch(3)
+    whole = list(data.train)
+
+    data.train.set_epoch(3, start_batch=4)
+    rest = list(data.train)
+
+    assert len(data.train) == len(whole)  # a whole epoch, however much is skipped
+    assert len(rest) == len(whole) - 4
+    for (images, labels), (want_images, want_labels) in zip(rest, whole[4:], strict=True):
+        assert torch.equal(images, want_images) and torch.equal(labels, want_labels)
+
+
+class _IndexImages(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
+    """Image i is filled with the value i; every index read is noted."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.read: list[int] = []
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        self.read.append(index)
+        return torch.full((1, 2, 2), float(index)), index % 3
+
+
+def _indices(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[list[int]]:
+    return [images[:, 0, 0, 0].int().tolist() for images, _ in batches]
+
+
+def test_a_dataset_epoch_can_start_at_a_batch_without_reading_the_samples_it_skips() -> None:
+    dataset = _IndexImages(21)  # batches of 4 leave a lone last sample, which is dropped: 5 batches
+    loader = DeviceLoader(dataset, batch_size=4, device=CPU, shuffle=True, num_workers=0, seed=7)
+    loader.set_epoch(2)
+    whole = _indices(list(loader))
+    dataset.read.clear()
+
+    loader.set_epoch(2, start_batch=3)
+    rest = _indices(list(loader))
+
+    assert len(loader) == len(whole) == 5  # a whole epoch, however much is skipped
+    assert rest == whole[3:]
+    assert sorted(dataset.read) == sorted(index for batch in rest for index in batch)
+    loader.set_epoch(3)
+    assert len(list(loader)) == 5  # the next epoch is whole again

@@ -138,34 +138,27 @@ def test_non_finite_loss_raises_and_writes_no_checkpoint_for_that_epoch(train: T
     assert not checkpoint_dir.exists() or not any(checkpoint_dir.iterdir())
 
 
-def test_stop_requested_mid_epoch_drops_the_partial_epoch_and_writes_no_checkpoint(train: Train) -> None:
-    calls = 0
+def test_stop_requested_during_the_last_batch_finishes_and_checkpoints_that_epoch(train: Train) -> None:
+    # checkpoint_every=5 would skip epoch 1: a stopped run still leaves its latest completed epoch.
+    run = train(epochs=3, checkpoint_every=5, stop_after_batches=12)
 
-    def stop_in_epoch_two() -> bool:
-        nonlocal calls
-        calls += 1
-        return calls > 15  # 12 batch polls and one end-of-epoch poll per epoch
-
-    run = train(epochs=3, should_stop=stop_in_epoch_two)
-
-    assert run.outcome.status == "interrupted"
-    assert run.outcome.stop_reason == "stop requested"
-    assert run.outcome.epochs_completed == 1
-    assert [m.epoch for m in run.recorder.metrics] == [1]
+    assert run.recorder.infos[0].batches_per_epoch == 12
+    assert (run.outcome.status, run.outcome.epochs_completed) == ("interrupted", 1)
+    assert run.outcome.resume_checkpoint is None
+    assert [c.epoch for c in run.recorder.checkpoints] == [1]
     assert run.checkpoint_files() == [checkpoint_filename(1)]
 
 
-def test_stop_requested_during_the_last_batch_finishes_and_checkpoints_that_epoch(train: Train) -> None:
-    calls = 0
+def test_a_stop_seen_at_the_last_batch_of_an_epoch_is_not_forgotten_at_its_end(train: Train) -> None:
+    polls = 0
 
-    def stop_at_end_of_epoch_one() -> bool:
-        nonlocal calls
-        calls += 1
-        return calls >= 12  # the last batch of epoch 1
+    def stop_once_at_the_last_batch_of_epoch_one() -> bool:
+        nonlocal polls
+        polls += 1
+        return polls == 1 + 12  # the poll before the first batch, then one per batch
 
-    run = train(epochs=3, checkpoint_every=5, should_stop=stop_at_end_of_epoch_one)
+    run = train(epochs=3, checkpoint_every=5, should_stop=stop_once_at_the_last_batch_of_epoch_one)
 
-    assert run.recorder.infos[0].batches_per_epoch == 12
     assert (run.outcome.status, run.outcome.epochs_completed) == ("interrupted", 1)
     assert run.checkpoint_files() == [checkpoint_filename(1)]
 
@@ -178,19 +171,13 @@ def test_resumed_run_ends_bit_identical_to_an_uninterrupted_run(train: Train, tm
         "epochs": 4,
         "batch_size": 256,
         "lr_scheduler": "cosine",
-        "checkpoint_every": 1,
+        "checkpoint_every": 3,
     }
     straight = train(**settings)
 
-    calls = 0
-
-    def stop_in_epoch_three() -> bool:
-        nonlocal calls
-        calls += 1
-        return calls > 2 * (6 + 1) + 1  # 6 batches per epoch, each polled, and the epoch's end
-
-    stopped = train(**settings, should_stop=stop_in_epoch_three)
+    stopped = train(**settings, stop_after_batches=2 * 6)  # the last batch of epoch 2
     assert (stopped.outcome.status, stopped.outcome.epochs_completed) == ("interrupted", 2)
+    assert stopped.outcome.resume_checkpoint is None
 
     resumed = train(
         **settings,

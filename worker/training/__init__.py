@@ -3,8 +3,9 @@
 Imports nothing of the service but `app.hyperparameters`; reports through callbacks.
 """
 
-from .checkpoint import checkpoint_filename, load_model
+from .checkpoint import RESUME_FILENAME, checkpoint_filename, load_model
 from .early_stopping import EarlyStopping
+from .epoch import EpochProgress, evaluate, train_one_epoch
 from .errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TrainingError
 from .loop import (
     Callbacks,
@@ -13,12 +14,11 @@ from .loop import (
     NullCallbacks,
     RunInfo,
     TrainingOutcome,
-    evaluate,
     run_training,
-    train_one_epoch,
 )
 
 __all__ = [
+    "RESUME_FILENAME",
     "Callbacks",
     "CheckpointError",
     "CheckpointInfo",
@@ -26,6 +26,7 @@ __all__ = [
     "DataError",
     "EarlyStopping",
     "EpochMetrics",
+    "EpochProgress",
     "NonFiniteLossError",
     "NullCallbacks",
     "RunInfo",

@@ -18,7 +18,12 @@ from .models import build_architecture
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+# 2 added the in-epoch position ("batches_done", "epoch_progress"); a format-1 file is an epoch end.
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+# Written only when a run stops mid-epoch, never listed through on_checkpoint: the one
+# file that holds a partial epoch, so a run stopped again simply replaces it.
+RESUME_FILENAME = "resume.pt"
 
 
 def checkpoint_filename(epoch: int) -> str:
@@ -43,15 +48,24 @@ class _HashingWriter:
 
 
 def write_checkpoint(state: dict[str, Any], checkpoint_dir: Path, epoch: int) -> tuple[Path, int, str]:
-    """Write `state` as checkpoint_dir/epoch-NNNN.pt; return (absolute path, size in bytes, sha256).
+    """Write `state` as checkpoint_dir/epoch-NNNN.pt; return (absolute path, size in bytes, sha256)."""
+    return _write_atomically(state, checkpoint_dir, checkpoint_filename(epoch))
 
-    Atomic: readers see either no file or the complete one, even after a crash, as
-    the bytes are fsynced under a temporary name before the rename and the
-    directory is fsynced after it.
+
+def write_resume_checkpoint(state: dict[str, Any], checkpoint_dir: Path) -> tuple[Path, int, str]:
+    """Write `state` as checkpoint_dir/resume.pt, replacing any earlier one; same return as above."""
+    return _write_atomically(state, checkpoint_dir, RESUME_FILENAME)
+
+
+def _write_atomically(state: dict[str, Any], checkpoint_dir: Path, name: str) -> tuple[Path, int, str]:
+    """Readers see either no file (or the previous one) or the complete new one, even after a crash.
+
+    The bytes are fsynced under a temporary name before the rename, and the
+    directory is fsynced after it so the rename itself survives a power cut.
     """
     checkpoint_dir = checkpoint_dir.resolve()
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    path = checkpoint_dir / checkpoint_filename(epoch)
+    path = checkpoint_dir / name
     fd, temporary = tempfile.mkstemp(dir=checkpoint_dir, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
@@ -77,10 +91,11 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+    if not isinstance(state, dict) or state.get("format_version") not in READABLE_FORMAT_VERSIONS:
         found = state.get("format_version") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(
-            f"{path} is not a trainq checkpoint of format {FORMAT_VERSION} (found {found!r})"
+            f"{path} is not a trainq checkpoint of format "
+            f"{' or '.join(map(str, READABLE_FORMAT_VERSIONS))} (found {found!r})"
         )
     return state
 

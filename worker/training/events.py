@@ -17,7 +17,7 @@ class RunInfo:
     train_samples: int
     val_samples: int
     batches_per_epoch: int
-    start_epoch: int  # 1 for a fresh run; the checkpoint's epoch + 1 when resuming
+    start_epoch: int  # 1 for a fresh run, else the checkpoint's epoch + 1 (the one a resume file continues)
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class TrainingOutcome:
     stop_reason: str | None  # why it stopped early, for people
     best_epoch: int | None
     best_metric: float | None
+    # Absolute path of the resume checkpoint a mid-epoch stop wrote (status "interrupted" only);
+    # None when the run stopped at an epoch's end, whose epoch checkpoint is then the latest state.
+    resume_checkpoint: Path | None = None
 
 
 class Callbacks(Protocol):

@@ -1,7 +1,9 @@
 """Batch loaders that hand (images, labels) to the loop already on the training device.
 
 Both reshuffle from `seed + epoch` rather than from a running generator, so a run
-resumed at epoch e sees exactly the batches an uninterrupted run would have seen.
+resumed at epoch e sees exactly the batches an uninterrupted run would have seen;
+`set_epoch(e, start_batch=b)` serves that epoch from batch b on, for a run resumed
+mid-epoch, without touching the samples it skips.
 """
 
 from __future__ import annotations
@@ -13,17 +15,25 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 Batch = tuple[Tensor, Tensor]
 
 
 class Loader(Protocol):
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """Batches in a whole epoch, however many `set_epoch` skips."""
 
     def __iter__(self) -> Iterator[Batch]: ...
 
-    def set_epoch(self, epoch: int) -> None: ...
+    def set_epoch(self, epoch: int, *, start_batch: int = 0) -> None:
+        """Serve `epoch`'s order from now on, starting at batch `start_batch`."""
+
+
+def epoch_order(num_samples: int, seed: int, epoch: int) -> Tensor:
+    # Drawn on the CPU from a fresh generator: the same on every device and in every process,
+    # and the global RNG (dropout's) is never touched.
+    return torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed + epoch))
 
 
 def _usable_samples(num_samples: int, batch_size: int, shuffle: bool) -> int:
@@ -62,10 +72,11 @@ class TensorLoader:
         self.seed = seed
         self.resize_to = resize_to
         self.epoch = 0
+        self.start_batch = 0
         self._samples = _usable_samples(len(labels), batch_size, shuffle)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, *, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
 
     def __len__(self) -> int:
         return math.ceil(self._samples / self.batch_size)
@@ -73,10 +84,8 @@ class TensorLoader:
     def __iter__(self) -> Iterator[Batch]:
         order: Tensor | None = None
         if self.shuffle:
-            # The permutation is drawn on the CPU so it is the same on every device.
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(len(self.labels), generator=generator).to(self.images.device)
-        for start in range(0, self._samples, self.batch_size):
+            order = epoch_order(len(self.labels), self.seed, self.epoch).to(self.images.device)
+        for start in range(self.start_batch * self.batch_size, self._samples, self.batch_size):
             stop = min(start + self.batch_size, self._samples)
             if order is None:
                 images, labels = self.images[start:stop], self.labels[start:stop]
@@ -92,6 +101,33 @@ class TensorLoader:
         if size is not None and images.shape[-2:] != (size, size):
             images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
         return images
+
+
+class EpochSampler(Sampler[int]):
+    """Sample indices of one epoch, shuffled by `epoch_order`, from an offset on.
+
+    Skipped indices never reach the DataLoader, so their images are not even read.
+    """
+
+    def __init__(self, num_samples: int, *, shuffle: bool, seed: int) -> None:
+        self.num_samples = num_samples
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, *, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __len__(self) -> int:
+        return max(self.num_samples - self.start, 0)
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            order = epoch_order(self.num_samples, self.seed, self.epoch)
+        else:
+            order = torch.arange(self.num_samples)
+        return iter(order[self.start :].tolist())
 
 
 class DeviceLoader:
@@ -110,24 +146,31 @@ class DeviceLoader:
         num_samples = len(dataset)  # type: ignore[arg-type]
         self.device = device
         self.seed = seed
+        self.batch_size = batch_size
+        self.sampler = EpochSampler(num_samples, shuffle=shuffle, seed=seed)
+        # The DataLoader draws its workers' base seed from this generator at every
+        # iteration; without one it would draw from the global RNG and shift dropout's
+        # random stream, which a run resumed mid-epoch could not reproduce.
         self.generator = torch.Generator().manual_seed(seed)
         self.pin_memory = device.type == "cuda"
         self.loader: DataLoader[Batch] = DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=self.sampler,
             generator=self.generator,
             num_workers=num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=num_workers > 0,
             drop_last=_usable_samples(num_samples, batch_size, shuffle) < num_samples,
         )
+        self._batches = len(self.loader)  # taken before any start_batch shortens the sampler
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, *, start_batch: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start=start_batch * self.batch_size)
         self.generator.manual_seed(self.seed + epoch)
 
     def __len__(self) -> int:
-        return len(self.loader)
+        return self._batches
 
     def __iter__(self) -> Iterator[Batch]:
         for images, labels in self.loader:

@@ -9,18 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from app.hyperparameters import Hyperparameters
 
-from .checkpoint import write_checkpoint
+from .checkpoint import write_checkpoint, write_resume_checkpoint
 from .early_stopping import is_better
+from .epoch import EpochProgress, evaluate, train_one_epoch
 from .errors import NonFiniteLossError
 from .events import Callbacks, CheckpointInfo, EpochMetrics, NullCallbacks, RunInfo, TrainingOutcome
-from .loaders import Loader
-from .optim import LRSchedule
-from .runtime import Autocast
 from .session import Session, start_session
 
 __all__ = [
@@ -30,9 +27,7 @@ __all__ = [
     "NullCallbacks",
     "RunInfo",
     "TrainingOutcome",
-    "evaluate",
     "run_training",
-    "train_one_epoch",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,94 +35,47 @@ logger = logging.getLogger(__name__)
 STOP_REQUESTED = "stop requested"
 
 
-@dataclass(frozen=True)
-class EpochStats:
-    loss: float
-    accuracy: float
-    samples: int
-    seconds: float
+@dataclass
+class _BatchHook:
+    """Reports progress after every batch and polls for a stop, which it remembers once seen.
 
-
-def train_one_epoch(
-    model: nn.Module,
-    loader: Loader,
-    *,
-    device: torch.device,
-    optimizer: torch.optim.Optimizer,
-    criterion: nn.Module,
-    scaler: torch.amp.GradScaler,
-    autocast: Autocast,
-    schedule: LRSchedule,
-    grad_clip_norm: float | None,
-    on_batch: Callable[[int], bool],
-) -> EpochStats | None:
-    """One pass over `loader`; None when `on_batch(batches_done)` asks to stop before the last batch.
-
-    Loss and accuracy accumulate on the device and are read once at the end, so the
-    GPU never waits for the host in the middle of an epoch.
+    Remembering matters at an epoch's last batch: the epoch still finishes, and its end
+    must not depend on `should_stop` answering True a second time.
     """
-    model.train()
-    start = time.perf_counter()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    samples = 0
-    num_batches = len(loader)
-    for index, (images, labels) in enumerate(loader):
-        optimizer.zero_grad(set_to_none=True)
-        with autocast():
-            logits = model(images)
-            loss = criterion(logits, labels)
-        scaler.scale(loss).backward()
-        if grad_clip_norm is not None:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        schedule.after_batch()
-        batch_size = labels.shape[0]
-        loss_sum += loss.detach().float() * batch_size
-        correct += (logits.detach().argmax(dim=1) == labels).sum()
-        samples += batch_size
-        if on_batch(index + 1) and index + 1 < num_batches:
-            return None
-    total_loss, total_correct = loss_sum.item(), correct.item()
-    seconds = time.perf_counter() - start
-    return EpochStats(total_loss / samples, total_correct / samples, samples, seconds)
 
+    callbacks: Callbacks
+    should_stop: Callable[[], bool]
+    batches_per_epoch: int
+    total_batches: int
+    epoch: int = 0
+    stop_seen: bool = False
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, loader: Loader, *, device: torch.device, criterion: nn.Module, autocast: Autocast
-) -> tuple[float, float]:
-    """(mean loss, accuracy) over `loader` in eval mode."""
-    model.eval()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    samples = 0
-    for images, labels in loader:
-        with autocast():
-            logits = model(images)
-            loss = criterion(logits, labels)
-        loss_sum += loss.float() * labels.shape[0]
-        correct += (logits.argmax(dim=1) == labels).sum()
-        samples += labels.shape[0]
-    return loss_sum.item() / samples, correct.item() / samples
-
-
-def _progress_hook(
-    callbacks: Callbacks, should_stop: Callable[[], bool], epoch: int, done_before: int, total: int
-) -> Callable[[int], bool]:
-    def on_batch(done: int) -> bool:
-        callbacks.on_progress(epoch, (done_before + done) / total)
-        return should_stop()
-
-    return on_batch
+    def __call__(self, done: int) -> bool:
+        done_before = (self.epoch - 1) * self.batches_per_epoch
+        self.callbacks.on_progress(self.epoch, (done_before + done) / self.total_batches)
+        self.stop_seen = self.stop_seen or self.should_stop()
+        return self.stop_seen
 
 
 def _save(session: Session, checkpoint_dir: Path, epoch: int, is_best: bool) -> CheckpointInfo:
     path, size, sha256 = write_checkpoint(session.state_dict(epoch), checkpoint_dir, epoch)
     logger.info("epoch %d: checkpoint %s (%d bytes%s)", epoch, path, size, ", best" if is_best else "")
     return CheckpointInfo(epoch=epoch, path=path, size_bytes=size, sha256=sha256, is_best=is_best)
+
+
+def _save_resume(session: Session, checkpoint_dir: Path, epoch: int, progress: EpochProgress) -> Path:
+    path, size, _ = write_resume_checkpoint(session.state_dict(epoch - 1, progress), checkpoint_dir)
+    logger.info(
+        "stop requested in epoch %d after batch %d of %d: resume checkpoint %s (%d bytes)",
+        epoch, progress.batches_done, len(session.data.train), path, size,
+    )  # fmt: skip
+    return path
+
+
+def _interrupted(session: Session, epochs_completed: int, resume: Path | None = None) -> TrainingOutcome:
+    return TrainingOutcome(
+        "interrupted", epochs_completed, STOP_REQUESTED, session.best_epoch, session.best_metric, resume
+    )
 
 
 def run_training(
@@ -143,10 +91,15 @@ def run_training(
 
     A checkpoint is written after epoch e when e is a multiple of checkpoint_every,
     a new best of hp.monitor (strictly better, min_delta is for early stopping
-    only), or the last epoch that will run. `should_stop` is polled after every
-    batch: a stop mid-epoch drops that partial epoch (it cannot be resumed exactly)
-    and writes nothing, so a resumed run redoes it from the latest checkpoint; a
-    stop seen after an epoch's last batch lets that epoch finish and checkpoint.
+    only), or the last epoch that will run. `should_stop` is polled once before the
+    first batch (a stop then writes nothing) and after every batch. A stop seen
+    after an epoch's last batch lets that epoch finish and checkpoint, whatever
+    checkpoint_every says. A stop seen mid-epoch writes checkpoint_dir/resume.pt,
+    returned as the outcome's resume_checkpoint and never reported through
+    on_checkpoint: `resume_from` it, and the run goes on from the next batch of
+    that epoch, ending bit for bit where an uninterrupted run would on the CPU.
+    `resume_from` accepts either kind of file; which one is current is the caller's
+    to know, as the next epoch checkpoint makes a resume file stale.
     """
     session = start_session(hp, data_dir=Path(data_dir), resume_from=resume_from)
     data, model, device = session.data, session.model, session.device
@@ -162,13 +115,21 @@ def run_training(
             start_epoch=session.start_epoch,
         )
     )
+    if should_stop():
+        logger.info("stop requested before the first batch; nothing to save")
+        return _interrupted(session, session.start_epoch - 1)
     train_criterion = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
     # Validation loss is plain cross-entropy so it stays comparable across label_smoothing values.
     val_criterion = nn.CrossEntropyLoss()
+    on_batch = _BatchHook(callbacks, should_stop, batches, hp.epochs * batches)
     epoch = session.start_epoch - 1
     for epoch in range(session.start_epoch, hp.epochs + 1):
-        learning_rate = session.schedule.lr
-        data.train.set_epoch(epoch)
+        progress = session.resumed_progress if epoch == session.start_epoch else None
+        if progress is None:
+            progress = EpochProgress.start(session.schedule.lr, device)
+        data.train.set_epoch(epoch, start_batch=progress.batches_done)
+        on_batch.epoch = epoch
+        seconds_before = progress.seconds  # spent on this epoch by the run that wrote resume.pt
         epoch_start = time.perf_counter()
         stats = train_one_epoch(
             model,
@@ -180,19 +141,15 @@ def run_training(
             autocast=session.autocast,
             schedule=session.schedule,
             grad_clip_norm=hp.grad_clip_norm,
-            on_batch=_progress_hook(
-                callbacks, should_stop, epoch, (epoch - 1) * batches, hp.epochs * batches
-            ),
+            on_batch=on_batch,
+            progress=progress,
         )
         if stats is None:
-            logger.info("stop requested during epoch %d; its partial progress is dropped", epoch)
-            return TrainingOutcome(
-                "interrupted", epoch - 1, STOP_REQUESTED, session.best_epoch, session.best_metric
-            )
+            return _interrupted(session, epoch - 1, _save_resume(session, checkpoint_dir, epoch, progress))
         val_loss, val_accuracy = evaluate(
             model, data.val, device=device, criterion=val_criterion, autocast=session.autocast
         )
-        duration = time.perf_counter() - epoch_start
+        duration = seconds_before + time.perf_counter() - epoch_start
         if not (math.isfinite(stats.loss) and math.isfinite(val_loss)):
             raise NonFiniteLossError(
                 f"epoch {epoch}: the loss became non-finite (train {stats.loss}, validation {val_loss}); "
@@ -204,14 +161,15 @@ def run_training(
             train_accuracy=stats.accuracy,
             val_loss=val_loss,
             val_accuracy=val_accuracy,
-            learning_rate=learning_rate,
+            learning_rate=progress.learning_rate,
             duration_seconds=duration,
             samples_per_second=stats.samples / stats.seconds if stats.seconds > 0 else 0.0,
         )
         session.history.append(metrics)
         logger.info(
             "epoch %d/%d: train_loss=%.4f train_acc=%.4f val_loss=%.4f val_acc=%.4f lr=%.3g %.1fs",
-            epoch, hp.epochs, stats.loss, stats.accuracy, val_loss, val_accuracy, learning_rate, duration,
+            epoch, hp.epochs, stats.loss, stats.accuracy, val_loss, val_accuracy, metrics.learning_rate,
+            duration,
         )  # fmt: skip
         callbacks.on_epoch_end(metrics)
 
@@ -221,7 +179,8 @@ def run_training(
         if is_best:
             session.best_metric, session.best_epoch = monitored, epoch
         reason = session.early_stopping.step(monitored)
-        stop_requested = reason is None and should_stop()
+        stop_requested = reason is None and (on_batch.stop_seen or should_stop())
+        # A stopped run always leaves a checkpoint of the epoch it ends on, so nothing finished is lost.
         is_last = epoch == hp.epochs or reason is not None or stop_requested
         if is_best or is_last or epoch % hp.checkpoint_every == 0:
             callbacks.on_checkpoint(_save(session, checkpoint_dir, epoch, is_best))
@@ -230,7 +189,5 @@ def run_training(
             return TrainingOutcome("early_stopped", epoch, reason, session.best_epoch, session.best_metric)
         if stop_requested:
             logger.info("stop requested after epoch %d", epoch)
-            return TrainingOutcome(
-                "interrupted", epoch, STOP_REQUESTED, session.best_epoch, session.best_metric
-            )
+            return _interrupted(session, epoch)
     return TrainingOutcome("completed", epoch, None, session.best_epoch, session.best_metric)

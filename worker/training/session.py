@@ -1,6 +1,8 @@
-"""Everything a run holds between epochs, built fresh or restored from a checkpoint.
+"""Everything a run holds between batches, built fresh or restored from a checkpoint.
 
-The checkpoint's keys are defined here, in one place, both ways.
+The checkpoint's keys are defined here, in one place, both ways. Epoch checkpoints
+and the resume checkpoint of a mid-epoch stop share them: "epoch" is the last
+completed epoch, and "batches_done" (0 at an epoch's end) how far the next one got.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from app.hyperparameters import Hyperparameters
 from .checkpoint import FORMAT_VERSION, read_checkpoint
 from .data import Data, build_data
 from .early_stopping import EarlyStopping, Mode
+from .epoch import EpochProgress
 from .errors import CheckpointError
 from .events import EpochMetrics
 from .models import build_architecture, build_model
@@ -54,13 +57,21 @@ class Session:
     best_metric: float | None = None
     best_epoch: int | None = None
     start_epoch: int = 1
+    # The part of start_epoch a resume checkpoint brought along; None to start it afresh.
+    resumed_progress: EpochProgress | None = None
     history: list[EpochMetrics] = field(default_factory=list)
 
-    def state_dict(self, epoch: int) -> dict[str, Any]:
-        """The checkpoint after `epoch`: constant keys, loadable with torch.load(weights_only=True)."""
+    def state_dict(self, epoch: int, progress: EpochProgress | None = None) -> dict[str, Any]:
+        """The checkpoint after `epoch` (and `progress` into the next): constant keys, weights_only-loadable.
+
+        Taken right after a batch, it holds the RNG state of that moment, so a run
+        resumed from it draws the same dropout masks as an uninterrupted one.
+        """
         return {
             "format_version": FORMAT_VERSION,
             "epoch": epoch,
+            "batches_done": 0 if progress is None else progress.batches_done,
+            "epoch_progress": None if progress is None else progress.state_dict(),
             "hyperparameters": self.hp.model_dump(mode="json"),
             "model_name": self.hp.model,
             "num_classes": self.data.num_classes,
@@ -87,6 +98,14 @@ class Session:
         self.best_epoch = state["best_epoch"]
         self.history = [EpochMetrics(**m) for m in state["metrics"]]
         self.start_epoch = state["epoch"] + 1
+        batches_done = int(state.get("batches_done", 0))  # format 1 holds epoch ends only
+        if batches_done:
+            batches = len(self.data.train)
+            if not 0 < batches_done < batches:
+                raise ValueError(f"it stopped after batch {batches_done} of an epoch of {batches} batches")
+            self.resumed_progress = EpochProgress.from_state_dict(
+                state["epoch_progress"], batches_done, self.device
+            )
         # Last, so that nothing done while rebuilding the run draws from the restored generators.
         restore_rng_state(state["rng_state"], self.device)
 
@@ -126,6 +145,12 @@ def start_session(hp: Hyperparameters, *, data_dir: Path, resume_from: Path | No
             session.load_state_dict(state)
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"checkpoint {resume_from} does not fit this job: {exc!r}") from exc
-        logger.info("resumed from %s at epoch %d", resume_from, session.start_epoch)
+        progress = session.resumed_progress
+        logger.info(
+            "resumed from %s at epoch %d, batch %d",
+            resume_from,
+            session.start_epoch,
+            0 if progress is None else progress.batches_done,
+        )
     logger.info("training %s on %s (%s) from epoch %d", hp.model, device, precision, session.start_epoch)
     return session
