@@ -63,6 +63,8 @@ def test_a_burst_worker_drains_the_queue_records_failures_and_exits_zero(service
     good = [service.submit(f"quick-{i}", epochs=1) for i in range(2)]
     missing_folder = service.submit("no-data", dataset="imagefolder", dataset_path="not/there")
     missing_mnist = service.submit("no-mnist", dataset="mnist", epochs=1)
+    no_gpu = service.submit("no-gpu", device="cuda", epochs=1)
+    crashes = service.submit("batchnorm-on-one-value", model="resnet18", batch_size=1, epochs=1)
 
     worker = service.start_worker("--burst")
     assert worker.wait(timeout_s=180) == 0, worker.log()
@@ -77,3 +79,11 @@ def test_a_burst_worker_drains_the_queue_records_failures_and_exits_zero(service
     assert mnist_job["status"] == "failed"
     assert mnist_job["error"]["reason"] == "data_error"
     assert "MNIST" in mnist_job["error"]["message"]
+    gpu_job = service.job(no_gpu)
+    assert (gpu_job["status"], gpu_job["error"]["reason"]) == ("failed", "invalid_config")
+    assert "CUDA" in gpu_job["error"]["message"]
+    crashed = service.job(crashes)
+    assert (crashed["status"], crashed["error"]["reason"]) == ("failed", "training_error")
+    assert "ValueError" in crashed["error"]["message"]
+    # Failures of the job itself are not retried.
+    assert [service.job(j)["attempts"] for j in (missing_folder, missing_mnist, no_gpu, crashes)] == [1] * 4
