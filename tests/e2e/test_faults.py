@@ -149,13 +149,16 @@ def test_a_training_process_killed_by_the_os_is_retried(service: Service) -> Non
 
 def test_a_second_signal_exits_at_once_and_the_lease_brings_the_job_back(service: Service) -> None:
     worker = service.start_worker()
-    job_id = service.submit("abandoned", epochs=50, **LONG_JOB)
-    service.wait_for_job(job_id, lambda job: job["progress"] > 0.01, "training to start")
+    # Batches of several seconds, so the second signal lands while the first batch still runs.
+    slow_batches = {**LONG_JOB, "fake_samples": 8192, "image_size": 64, "batch_size": 4096, "epochs": 5}
+    job_id = service.submit("abandoned", **slow_batches)
+    wait_for(lambda: "training small_cnn on" in worker.log(), timeout_s=60, what="training to start")
     worker.signal(signal.SIGTERM)
     # Two signals sent at once arrive as one; the second must come after the first was handled.
     wait_for(lambda: "asking the training process to stop" in worker.log(), timeout_s=10)
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout_s=10) != 0
+    assert "handed back" not in worker.log()
     job = service.wait_for_job(
         job_id, lambda job: job["status"] == "queued", "the API to take the job back", timeout_s=30
     )
