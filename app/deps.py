@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from app.db import read_session
 from app.models import Job
+from app.security import Principal
 from app.settings import Settings
 
 
@@ -34,9 +35,19 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_job(job_id: str, session: SessionDep) -> Job:
+def get_principal(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> Job:
+    """The job, or 404 when it does not exist or belongs to another owner (never 403:
+    that would confirm it exists)."""
     job = session.get(Job, job_id)
-    if job is None:
+    if job is None or not (principal.sees_all or job.owner == principal.owner):
         raise HTTPException(status_code=404, detail=f"job {job_id[:64]!r} not found")
     return job
 

@@ -19,6 +19,11 @@ TORCHVISION_MODELS: frozenset[str] = frozenset({"resnet18", "mobilenet_v3_small"
 DOWNLOADABLE_DATASETS: frozenset[str] = frozenset({"mnist", "fashion_mnist", "cifar10"})
 
 MAX_DATASET_PATH_CHARS = 255
+# One request must not be able to ask for absurd memory: the fake dataset is held
+# in memory as uint8, and an MLP's first layer grows with the image's pixel count.
+MAX_FAKE_DATASET_BYTES = 2 * 1024**3
+MAX_MLP_INPUT_FEATURES = 3 * 256 * 256
+IMAGEFOLDER_DEFAULT_SIZE = 224
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
@@ -120,4 +125,25 @@ class Hyperparameters(BaseModel):
             raise ValueError("amp 'fp16' needs a CUDA device; use amp 'bf16' on the CPU")
         if self.min_learning_rate > self.learning_rate:
             raise ValueError("min_learning_rate must not exceed learning_rate")
+        self._check_resources()
         return self
+
+    def _check_resources(self) -> None:
+        if self.dataset == "fake":
+            size = self.image_size or 32
+            if self.fake_samples * self.fake_channels * size * size > MAX_FAKE_DATASET_BYTES:
+                raise ValueError(
+                    f"fake_samples x fake_channels x image_size^2 must stay under {MAX_FAKE_DATASET_BYTES} bytes: "
+                    "use fewer samples or smaller images"
+                )
+        if (
+            self.model == "mlp"
+            and self.image_size is not None
+            and 3 * self.image_size**2 > MAX_MLP_INPUT_FEATURES
+        ):
+            raise ValueError("model 'mlp' takes images up to image_size 256; use a CNN for larger images")
+        if self.model == "mlp" and self.dataset == "imagefolder" and self.image_size is None:
+            raise ValueError(
+                f"model 'mlp' on imagefolder needs image_size (up to 256; the default {IMAGEFOLDER_DEFAULT_SIZE} "
+                "makes a very large first layer)"
+            )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import queue
 from app.db import create_schema, make_engine
+from app.middleware import LimitBodySize, RequireApiKey
 from app.routes import checkpoints, health, jobs
+from app.security import GENERATE_KEY_HINT, Authenticator, is_loopback, uvicorn_bind_host
 from app.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -26,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or get_settings()
+        app.state.authenticator = authenticator_for(resolved)
         engine = make_engine(resolved.database_url)
         create_schema(engine)
         app.state.settings = resolved
@@ -38,10 +42,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="trainq", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # The last added runs first: keys are checked before a body is read.
+    app.add_middleware(LimitBodySize)
+    app.add_middleware(RequireApiKey)
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(checkpoints.router)
     return app
+
+
+def authenticator_for(settings: Settings) -> Authenticator | None:
+    """None (anonymous) only on a loopback address, unless anonymous access is explicitly allowed."""
+    keys = settings.api_key_owners()
+    if keys:
+        logger.info("API keys required (%d owners)", len(set(keys.values())))
+        return Authenticator(keys)
+    host = uvicorn_bind_host(environ=os.environ)
+    if host is None or is_loopback(host):
+        return None
+    if settings.allow_anonymous:
+        logger.warning(
+            "serving %s WITHOUT API keys (TRAINQ_ALLOW_ANONYMOUS=true): anyone who reaches it can train", host
+        )
+        return None
+    raise RuntimeError(
+        f"refusing to serve {host} without API keys: anyone who can reach it could run jobs. "
+        "Set TRAINQ_API_KEYS='owner:key' (or TRAINQ_API_KEYS_FILE), "
+        f"{GENERATE_KEY_HINT}; or bind to 127.0.0.1; or set TRAINQ_ALLOW_ANONYMOUS=true to accept the risk"
+    )
 
 
 async def _take_back_lost_jobs(engine: Engine, *, interval_s: float) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.hyperparameters import Hyperparameters
+from app.security import ANONYMOUS_OWNER
 
 MAX_NAME_CHARS = 200
 MAX_IDEMPOTENCY_KEY_CHARS = 255
@@ -51,10 +52,13 @@ class Job(SQLModel, table=True):
         Index("ix_jobs_status_created", "status", "created_at", "id"),
         Index("ix_jobs_created", "created_at", "id"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_owner_created", "owner", "created_at", "id"),
+        UniqueConstraint("owner", "idempotency_key"),
     )
 
     id: str = Field(default_factory=new_job_id, primary_key=True, max_length=32)
     name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    owner: str = Field(default=ANONYMOUS_OWNER, max_length=64)
     status: JobStatus = Field(default=JobStatus.queued)
     hyperparameters: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
@@ -74,7 +78,7 @@ class Job(SQLModel, table=True):
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
     resume_file: str | None = None  # a mid-epoch checkpoint left by a graceful hand-back
-    idempotency_key: str | None = Field(default=None, unique=True, max_length=MAX_IDEMPOTENCY_KEY_CHARS)
+    idempotency_key: str | None = Field(default=None, max_length=MAX_IDEMPOTENCY_KEY_CHARS)
     request_hash: str | None = None
 
 
@@ -177,6 +181,7 @@ class JobSummary(BaseModel):
 
     id: str
     name: str | None
+    owner: str
     status: JobStatus
     hyperparameters: dict[str, Any]
     created_at: datetime
@@ -219,6 +224,7 @@ def _summary_fields(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
         "name": job.name,
+        "owner": job.owner,
         "status": job.status,
         "hyperparameters": job.hyperparameters,
         "created_at": job.created_at,

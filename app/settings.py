@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.security import parse_api_keys
 
 DEFAULT_STATE_DIR = Path("var")
 
@@ -26,6 +28,10 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How long a claim holds without a heartbeat."
     )
     poll_interval_seconds: float = Field(default=0.5, gt=0, le=60, description="Idle worker's queue poll.")
+    api_keys: SecretStr | None = Field(default=None, description="Comma-separated owner:key pairs.")
+    api_keys_file: Path | None = Field(default=None, description="A file of owner:key lines.")
+    allow_anonymous: bool = Field(default=False, description="Serve without keys on a non-loopback address.")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
     @field_validator("database_url")
     @classmethod
@@ -33,6 +39,24 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite://", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _keys_parse(self) -> Settings:
+        self.api_key_owners()
+        return self
+
+    def api_key_owners(self) -> dict[str, str]:
+        """{key: owner} from TRAINQ_API_KEYS and TRAINQ_API_KEYS_FILE; empty when none are set."""
+        keys = parse_api_keys(self.api_keys.get_secret_value()) if self.api_keys else {}
+        if self.api_keys_file is not None:
+            try:
+                text = self.api_keys_file.read_text()
+            except OSError as exc:
+                raise ValueError(f"TRAINQ_API_KEYS_FILE {self.api_keys_file} cannot be read: {exc}") from exc
+            for key, owner in parse_api_keys(text).items():
+                if keys.setdefault(key, owner) != owner:
+                    raise ValueError(f"the key of owner {owner!r} is also given to {keys[key]!r}")
+        return keys
 
 
 @lru_cache

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from app.db import read_session, write_session
 from app.models import Job, JobCreate, JobStatus, utcnow
+from app.security import ANONYMOUS_OWNER
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +32,15 @@ def request_hash(job_in: JobCreate) -> str:
     return hashlib.sha256(job_in.model_dump_json().encode()).hexdigest()
 
 
-def submit(engine: Engine, *, job_in: JobCreate, idempotency_key: str | None = None) -> tuple[Job, bool]:
+def submit(
+    engine: Engine, *, job_in: JobCreate, owner: str = ANONYMOUS_OWNER, idempotency_key: str | None = None
+) -> tuple[Job, bool]:
     """Queue a job; returns (job, created). With an idempotency key already used for the
     same request, returns the job it created; for another request, IdempotencyConflict."""
     digest = request_hash(job_in)
     job = Job(
         name=job_in.name,
+        owner=owner,
         hyperparameters=job_in.hyperparameters.model_dump(mode="json"),
         max_attempts=job_in.max_attempts,
         max_runtime_seconds=job_in.max_runtime_seconds,
@@ -45,22 +49,22 @@ def submit(engine: Engine, *, job_in: JobCreate, idempotency_key: str | None = N
     )
     try:
         with write_session(engine) as session:
-            if idempotency_key is not None and (earlier := _by_key(session, idempotency_key)):
+            if idempotency_key is not None and (earlier := _by_key(session, owner, idempotency_key)):
                 return _replayed(earlier, digest), False
             session.add(job)
     except IntegrityError:
         # Another request with the same key won the race (PostgreSQL; SQLite serialises writers).
         assert idempotency_key is not None
         with read_session(engine) as session:
-            earlier = _by_key(session, idempotency_key)
+            earlier = _by_key(session, owner, idempotency_key)
             assert earlier is not None
             return _replayed(earlier, digest), False
     logger.info("job %s queued", job.id)
     return job, True
 
 
-def _by_key(session: Session, key: str) -> Job | None:
-    return session.exec(select(Job).where(Job.idempotency_key == key)).first()
+def _by_key(session: Session, owner: str, key: str) -> Job | None:
+    return session.exec(select(Job).where(Job.owner == owner, Job.idempotency_key == key)).first()
 
 
 def _replayed(job: Job, digest: str) -> Job:
@@ -69,12 +73,13 @@ def _replayed(job: Job, digest: str) -> Job:
     return job
 
 
-def cancel(engine: Engine, *, job_id: str) -> Job | None:
+def cancel(engine: Engine, *, job_id: str, owner: str | None = None) -> Job | None:
     """Cancel a queued or running job (its worker sees the lease gone and stops training).
-    Returns None for an unknown job; raises JobIsFinal for one that already ended."""
+    Returns None for an unknown job (or, given an owner, another owner's job);
+    raises JobIsFinal for one that already ended."""
     with write_session(engine) as session:
         job = session.get(Job, job_id)
-        if job is None:
+        if job is None or (owner is not None and job.owner != owner):
             return None
         if job.status.is_final:
             raise JobIsFinal(job.status)

@@ -20,9 +20,9 @@ def list_checkpoints(job: JobDep, session: SessionDep) -> list[CheckpointPublic]
     return [CheckpointPublic.from_row(row) for row in rows]
 
 
-@router.api_route(
+@router.head("/{ref}", include_in_schema=False)
+@router.get(
     "/{ref}",
-    methods=["GET", "HEAD"],
     response_class=FileResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The checkpoint file."},

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session, col, or_, select
 
 from app import queue
-from app.deps import EngineDep, JobDep, SessionDep
+from app.deps import EngineDep, JobDep, PrincipalDep, SessionDep
 from app.models import (
     MAX_IDEMPOTENCY_KEY_CHARS,
     Checkpoint,
@@ -46,6 +46,7 @@ MAX_PAGE_SIZE = 500
 )
 def submit_job(
     job_in: JobCreate,
+    principal: PrincipalDep,
     engine: EngineDep,
     session: SessionDep,
     response: Response,
@@ -63,7 +64,9 @@ def submit_job(
     if dry_run:
         return JSONResponse(DryRunPublic.model_validate(job_in.model_dump()).model_dump(mode="json"))
     try:
-        job, created = queue.submit(engine, job_in=job_in, idempotency_key=idempotency_key)
+        job, created = queue.submit(
+            engine, job_in=job_in, owner=principal.owner, idempotency_key=idempotency_key
+        )
     except queue.IdempotencyConflict as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
     response.headers["Location"] = f"/jobs/{job.id}"
@@ -74,10 +77,10 @@ def submit_job(
 
 
 @router.post("/{job_id}/cancel", responses={409: {"description": "The job already ended."}})
-def cancel_job(job_id: str, engine: EngineDep, session: SessionDep) -> JobPublic:
+def cancel_job(job_id: str, principal: PrincipalDep, engine: EngineDep, session: SessionDep) -> JobPublic:
     """A queued job is cancelled at once; a running one stops within seconds and keeps its checkpoints."""
     try:
-        job = queue.cancel(engine, job_id=job_id)
+        job = queue.cancel(engine, job_id=job_id, owner=None if principal.sees_all else principal.owner)
     except queue.JobIsFinal as exc:
         raise HTTPException(
             status_code=409, detail=f"{exc}; only queued or running jobs can be cancelled"
@@ -90,6 +93,7 @@ def cancel_job(job_id: str, engine: EngineDep, session: SessionDep) -> JobPublic
 @router.get("")
 def list_jobs(
     session: SessionDep,
+    principal: PrincipalDep,
     status: Annotated[list[JobStatus] | None, Query(description="Only jobs in these states.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
@@ -98,6 +102,8 @@ def list_jobs(
 ) -> JobPage:
     """Newest first."""
     query = select(Job)
+    if not principal.sees_all:
+        query = query.where(Job.owner == principal.owner)
     if status:
         query = query.where(col(Job.status).in_(status))
     if cursor is not None:

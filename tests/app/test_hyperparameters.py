@@ -90,6 +90,15 @@ def test_wrong_types_are_rejected() -> None:
         ({"amp": "fp16", "device": "cpu"}, "use amp 'bf16' on the CPU"),
         ({"download": True}, "download applies only to"),
         ({"min_learning_rate": 0.1, "learning_rate": 0.01}, "must not exceed learning_rate"),
+        (
+            {"dataset": "fake", "fake_samples": 100_000, "image_size": 512},
+            "use fewer samples or smaller images",
+        ),
+        ({"model": "mlp", "image_size": 512}, "use a CNN for larger images"),
+        (
+            {"model": "mlp", "dataset": "imagefolder", "dataset_path": "x"},
+            "model 'mlp' on imagefolder needs image_size",
+        ),
     ],
 )
 def test_cross_field_rules_say_what_to_change(fields: dict[str, Any], message: str) -> None:

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
+from app.hyperparameters import IMAGEFOLDER_DEFAULT_SIZE as DEFAULT_IMAGEFOLDER_SIZE
 from app.hyperparameters import Hyperparameters
 
 from .errors import DataError
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_IMAGEFOLDER_SIZE = 224
+
 
 _TORCHVISION_SETS: dict[str, type[datasets.VisionDataset]] = {
     "mnist": datasets.MNIST,
