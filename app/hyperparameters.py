@@ -9,9 +9,17 @@ resources; unknown keys are rejected.
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Dataset = Literal["digits", "fake", "imagefolder", "mnist", "fashion_mnist", "cifar10"]
 ModelName = Literal["mlp", "small_cnn", "resnet18", "mobilenet_v3_small", "efficientnet_b0"]
@@ -27,11 +35,27 @@ IMAGEFOLDER_DEFAULT_SIZE = 224
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
+def _is_numeric(annotation: Any) -> bool:
+    if annotation in (int, float):
+        return True
+    return any(
+        _is_numeric(arg) or (isinstance(arg, int) and not isinstance(arg, bool))
+        for arg in get_args(annotation)
+    )
+
+
+def numbers_only(model: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """JSON numbers only for numeric fields: "10" and true are not epoch counts (an integral 10.0 is)."""
+    field = model.model_fields.get(info.field_name or "")
+    if field is not None and _is_numeric(field.annotation) and isinstance(value, bool | str):
+        raise ValueError("must be a number, not a string or a boolean")
+    return value
+
+
 class Hyperparameters(BaseModel):
     """Everything the training loop needs; stored on the job fully resolved."""
 
-    # strict: "10" is not an epoch count and true is not 1; JSON numbers still fill float fields.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     # data
     dataset: Dataset = "digits"
@@ -40,7 +64,7 @@ class Hyperparameters(BaseModel):
         max_length=MAX_DATASET_PATH_CHARS,
         description="imagefolder only: a folder relative to TRAINQ_DATA_DIR.",
     )
-    download: bool = Field(
+    download: StrictBool = Field(
         default=False,
         description="mnist, fashion_mnist, cifar10: download into TRAINQ_DATA_DIR if missing.",
     )
@@ -58,7 +82,7 @@ class Hyperparameters(BaseModel):
 
     # model
     model: ModelName = "small_cnn"
-    pretrained: bool = False
+    pretrained: StrictBool = False
 
     # optimisation
     epochs: int = Field(default=10, ge=1, le=1000)
@@ -88,6 +112,8 @@ class Hyperparameters(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     checkpoint_every: int = Field(default=1, ge=1, le=1000)
+
+    _numbers_only = field_validator("*", mode="before")(classmethod(numbers_only))
 
     @field_validator("dataset_path")
     @classmethod

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import queue
 from app.db import create_schema, make_engine
 from app.middleware import LimitBodySize, RequireApiKey
+from app.models import NOT_FOUND, UNAUTHORIZED
 from app.routes import checkpoints, health, jobs
 from app.security import GENERATE_KEY_HINT, Authenticator, is_loopback, uvicorn_bind_host
 from app.settings import Settings, get_settings
@@ -46,8 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LimitBodySize)
     app.add_middleware(RequireApiKey)
     app.include_router(health.router)
-    app.include_router(jobs.router)
-    app.include_router(checkpoints.router)
+    app.include_router(jobs.router, responses=UNAUTHORIZED)
+    app.include_router(checkpoints.router, responses={**UNAUTHORIZED, **NOT_FOUND})
     return app
 
 

@@ -7,12 +7,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.hyperparameters import Hyperparameters
+from app.hyperparameters import Hyperparameters, numbers_only
 from app.security import ANONYMOUS_OWNER
 
 MAX_NAME_CHARS = 200
@@ -151,8 +151,29 @@ class JobCreate(BaseModel):
         description="Training time allowed over all attempts; past it the job fails with reason timeout.",
     )
 
+    _numbers_only = field_validator("max_attempts", "max_runtime_seconds", mode="before")(
+        classmethod(numbers_only)
+    )
+
 
 # --- what clients get ---------------------------------------------------------
+
+
+class ErrorMessage(BaseModel):
+    """The body of every error response but 422."""
+
+    detail: str
+
+
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorMessage, "description": "A valid API key is required (when keys are configured)."}
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorMessage, "description": "No such job or checkpoint (or another owner's)."}
+}
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorMessage, "description": "The body is larger than TRAINQ_MAX_BODY_BYTES."}
+}
 
 
 class ErrorPublic(BaseModel):

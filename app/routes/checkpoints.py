@@ -28,7 +28,6 @@ def list_checkpoints(job: JobDep, session: SessionDep) -> list[CheckpointPublic]
         200: {"content": {"application/octet-stream": {}}, "description": "The checkpoint file."},
         206: {"content": {"application/octet-stream": {}}, "description": "A byte range of it."},
         304: {"description": "If-None-Match matched the ETag."},
-        404: {"description": "No such job or checkpoint."},
     },
 )
 def download_checkpoint(

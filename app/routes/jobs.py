@@ -13,9 +13,12 @@ from app import queue
 from app.deps import EngineDep, JobDep, PrincipalDep, SessionDep
 from app.models import (
     MAX_IDEMPOTENCY_KEY_CHARS,
+    NOT_FOUND,
+    TOO_LARGE,
     Checkpoint,
     DryRunPublic,
     EpochMetric,
+    ErrorMessage,
     Job,
     JobCreate,
     JobPage,
@@ -37,11 +40,12 @@ MAX_PAGE_SIZE = 500
     response_model=JobPublic,
     responses={
         200: {
-            "model": JobPublic,
+            "model": JobPublic | DryRunPublic,
             "description": "Idempotency-Key seen before with the same body: that job, as it is now. "
             "With dry_run=true: the resolved request (name, hyperparameters, limits), nothing queued.",
         },
-        409: {"description": "Idempotency-Key seen before with a different body."},
+        409: {"model": ErrorMessage, "description": "Idempotency-Key seen before with a different body."},
+        **TOO_LARGE,
     },
 )
 def submit_job(
@@ -76,7 +80,10 @@ def submit_job(
     return _public(session, job)
 
 
-@router.post("/{job_id}/cancel", responses={409: {"description": "The job already ended."}})
+@router.post(
+    "/{job_id}/cancel",
+    responses={409: {"model": ErrorMessage, "description": "The job already ended."}, **NOT_FOUND},
+)
 def cancel_job(job_id: str, principal: PrincipalDep, engine: EngineDep, session: SessionDep) -> JobPublic:
     """A queued job is cancelled at once; a running one stops within seconds and keeps its checkpoints."""
     try:
@@ -118,7 +125,7 @@ def list_jobs(
     return JobPage(items=[JobSummary.from_row(job) for job in rows[:limit]], next_cursor=next_cursor)
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses=NOT_FOUND)
 def get_job(job: JobDep, session: SessionDep) -> JobPublic:
     return _public(session, job)
 
@@ -133,7 +140,7 @@ def _public(session: Session, job: Job) -> JobPublic:
     return JobPublic.from_rows(job, list(metrics), list(checkpoints))
 
 
-@router.get("/{job_id}/metrics")
+@router.get("/{job_id}/metrics", responses=NOT_FOUND)
 def get_metrics(
     job: JobDep,
     session: SessionDep,
@@ -158,6 +165,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         created_at, job_id = raw.split("|", 1)
         return datetime.fromisoformat(created_at), job_id
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise HTTPException(
-            status_code=422, detail="cursor is not valid: pass next_cursor from a previous page unchanged"
-        ) from exc
+        # Shaped like every other 422, so clients handle one format.
+        detail = [
+            {
+                "loc": ["query", "cursor"],
+                "msg": "cursor is not valid: pass next_cursor from a previous page unchanged",
+                "type": "value_error",
+            }
+        ]
+        raise HTTPException(status_code=422, detail=detail) from exc

@@ -126,3 +126,22 @@ def test_a_full_configuration_round_trips_through_json() -> None:
         amp="bf16",
     )
     assert Hyperparameters.model_validate(hp.model_dump(mode="json")) == hp
+
+
+def test_integral_floats_count_as_integers_as_json_schema_says() -> None:
+    assert Hyperparameters.model_validate({"epochs": 12.0}).epochs == 12
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("epochs", True),
+        ("epochs", "10"),
+        ("learning_rate", "0.1"),
+        ("fake_channels", True),
+        ("download", "true"),
+        ("pretrained", 1),
+    ],
+)
+def test_strings_and_booleans_are_not_numbers_and_numbers_are_not_booleans(field: str, value: Any) -> None:
+    assert field in errors_for(**{field: value})
