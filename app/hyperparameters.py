@@ -8,6 +8,7 @@ resources; unknown keys are rejected.
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal, get_args
 
@@ -122,6 +123,8 @@ class Hyperparameters(BaseModel):
             return None
         if "\x00" in value or "\\" in value:
             raise ValueError("must not contain NUL bytes or backslashes")
+        if re.search(r"%[0-9A-Fa-f]{2}", value):
+            raise ValueError("must be a plain path, not percent-encoded")
         path = PurePosixPath(value)
         if path.is_absolute():
             raise ValueError("must be relative to TRAINQ_DATA_DIR, not absolute")

@@ -105,7 +105,10 @@ def test_cross_field_rules_say_what_to_change(fields: dict[str, Any], message: s
     assert message in errors_for(**fields)
 
 
-@pytest.mark.parametrize("path", ["../secrets", "a/../../b", "/etc", "a\x00b", "a\\..\\b", "", "x" * 300])
+@pytest.mark.parametrize(
+    "path",
+    ["../secrets", "a/../../b", "/etc", "a\x00b", "a\\..\\b", "", "x" * 300, "..%2F..%2Fetc", "%2e%2e/x"],
+)
 def test_dataset_paths_that_could_leave_the_data_dir_are_rejected(path: str) -> None:
     assert "dataset_path" in errors_for(dataset="imagefolder", dataset_path=path)
 

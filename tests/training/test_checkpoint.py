@@ -163,3 +163,24 @@ def test_resuming_from_a_checkpoint_of_another_model_is_a_checkpoint_error(train
     with pytest.raises(CheckpointError, match="does not fit this job") as raised:
         train(model="mlp", epochs=2, resume_from=cnn.recorder.checkpoints[-1].path)
     assert raised.value.reason == "checkpoint_error"
+
+
+class _Payload:
+    """What a hostile checkpoint could carry: unpickling it would create a file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return (Path.touch, (self.marker,))
+
+
+def test_load_model_refuses_a_checkpoint_that_would_run_code(tmp_path: Path) -> None:
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "hostile.pt"
+    torch.save({"model_state_dict": {}, "payload": _Payload(marker)}, path)
+
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_model(path)
+
+    assert not marker.exists()
