@@ -5,7 +5,7 @@ Bounded (a few dozen examples per operation) so the suite stays within minutes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -53,34 +53,29 @@ fuzz_settings = settings(
 )
 
 
+def fuzz_each(operations: list[APIOperation], check: Callable[[schemathesis.Case], None]) -> None:
+    for operation in operations:
+        fuzz_settings(given(case=operation.as_strategy())(check))()
+
+
 def test_with_a_key_no_request_breaks_the_api_and_every_response_matches_the_schema(
     live_api: str, operations: list[APIOperation]
 ) -> None:
-    for operation in operations:
+    def check(case: schemathesis.Case) -> None:
+        case.call_and_validate(base_url=live_api, headers=AUTH, excluded_checks=[positive_data_acceptance])
 
-        @fuzz_settings
-        @given(case=operation.as_strategy())
-        def call(case: schemathesis.Case) -> None:
-            case.call_and_validate(
-                base_url=live_api, headers=AUTH, excluded_checks=[positive_data_acceptance]
-            )
-
-        call()
+    fuzz_each(operations, check)
 
 
 def test_without_a_key_every_request_but_health_is_turned_away(
     live_api: str, operations: list[APIOperation]
 ) -> None:
-    for operation in operations:
+    def check(case: schemathesis.Case) -> None:
+        response = case.call(base_url=live_api)
+        if case.path == "/health":
+            assert response.status_code == 200
+        else:
+            assert response.status_code == 401, (case.method, case.formatted_path, response.text)
+            assert response.headers["www-authenticate"][0].startswith("Bearer")
 
-        @fuzz_settings
-        @given(case=operation.as_strategy())
-        def call(case: schemathesis.Case) -> None:
-            response = case.call(base_url=live_api)
-            if case.path == "/health":
-                assert response.status_code == 200
-            else:
-                assert response.status_code == 401, (case.method, case.formatted_path, response.text)
-                assert response.headers["www-authenticate"][0].startswith("Bearer")
-
-        call()
+    fuzz_each(operations, check)
