@@ -16,6 +16,10 @@ import httpx
 from tests.support.polling import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The commands the tests start are the ones the Docker image runs (tests/test_docker.py).
+API_COMMAND = ["uvicorn", "app.main:app"]
+WORKER_COMMAND = ["python", "-m", "worker"]
+HEALTH_PATH = "/health"
 
 
 def free_port() -> int:
@@ -76,7 +80,7 @@ class ServiceProcess:
 def start_api(state_dir: Path, env: Mapping[str, str], log_dir: Path) -> tuple[ServiceProcess, str]:
     port = free_port()
     api = ServiceProcess(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", *API_COMMAND, "--host", "127.0.0.1", "--port", str(port)],
         env,
         log_dir / "api.log",
     )
@@ -86,7 +90,7 @@ def start_api(state_dir: Path, env: Mapping[str, str], log_dir: Path) -> tuple[S
         if api.process.poll() is not None:
             raise RuntimeError(f"API exited early:\n{api.log()}")
         try:
-            return httpx.get(f"{base_url}/health", timeout=1).status_code == 200
+            return httpx.get(f"{base_url}{HEALTH_PATH}", timeout=1).status_code == 200
         except httpx.TransportError:
             return False
 
@@ -95,7 +99,7 @@ def start_api(state_dir: Path, env: Mapping[str, str], log_dir: Path) -> tuple[S
 
 
 def start_worker(env: Mapping[str, str], log_path: Path, *args: str) -> ServiceProcess:
-    return ServiceProcess([sys.executable, "-m", "worker", *args], env, log_path)
+    return ServiceProcess([sys.executable, *WORKER_COMMAND[1:], *args], env, log_path)
 
 
 def training_pids(worker: ServiceProcess) -> list[int]:

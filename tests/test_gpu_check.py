@@ -1,0 +1,24 @@
+"""bench/gpu_check.py drives the same path on CPU, so the script cannot rot between GPU runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support.processes import REPO_ROOT
+
+CPU_RUN = ["--device", "cpu", "--amp", "off", "--epochs", "1", "--samples", "256", "--model", "mlp"]
+
+
+def test_the_gpu_check_script_trains_through_the_api_and_loads_the_checkpoint_on_cpu() -> None:
+    result = subprocess.run(
+        [sys.executable, "bench/gpu_check.py", *CPU_RUN],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "amp=off: succeeded on cpu (fp32)" in result.stdout
+    assert "best checkpoint loads on CPU" in result.stdout
