@@ -35,7 +35,7 @@ RUN useradd --create-home --uid 1000 trainq \
     && chown trainq:trainq /var/lib/trainq /data
 COPY --from=build /opt/venv /opt/venv
 # The GPU check, to run inside the image: python /opt/trainq/bench/gpu_check.py
-COPY bench/gpu_check.py /opt/trainq/bench/gpu_check.py
+COPY bench/gpu_check.py bench/live_service.py /opt/trainq/bench/
 USER 1000:1000
 WORKDIR /home/trainq
 # All state (database, checkpoints, torch's weight cache) lives here.

@@ -15,25 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from datetime import datetime
-from pathlib import Path
 
 import httpx
+from live_service import ROOT, live_service, run_job
 
-ROOT = Path(__file__).resolve().parents[1]
 DIGITS_TRAIN_SAMPLES = 1438  # 1,797 digits less the 20 % validation split
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def naive_rate(epochs: int, batch_size: int) -> float:
@@ -55,12 +45,9 @@ def naive_rate(epochs: int, batch_size: int) -> float:
 
 
 def service_rate(http: httpx.Client, epochs: int, batch_size: int) -> float:
-    hyperparameters = {"dataset": "digits", "model": "small_cnn", "epochs": epochs, "batch_size": batch_size}
-    job_id = http.post("/jobs", json={"hyperparameters": hyperparameters}).json()["id"]
-    while (job := http.get(f"/jobs/{job_id}").json())["status"] not in {"succeeded", "failed"}:
-        time.sleep(0.1)
-    if job["status"] != "succeeded":
-        raise SystemExit(f"job failed: {job['error']}")
+    job = run_job(
+        http, {"dataset": "digits", "model": "small_cnn", "epochs": epochs, "batch_size": batch_size}
+    )
     seconds = (
         datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])
     ).total_seconds()
@@ -75,46 +62,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="trainq-bench-") as tmp:
-        env = {
-            **os.environ,
-            "TRAINQ_DATABASE_URL": f"sqlite:///{tmp}/trainq.db",
-            "TRAINQ_ARTIFACTS_DIR": f"{tmp}/artifacts",
-            "TRAINQ_DATA_DIR": f"{tmp}/data",
-            "TRAINQ_POLL_INTERVAL_SECONDS": "0.05",
-        }
-        port = free_port()
-        quiet = {"cwd": ROOT, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        api = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"],
-            **quiet,
-        )
-        worker = subprocess.Popen([sys.executable, "-m", "worker", "--log-level", "WARNING"], **quiet)
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        http.get("/health").raise_for_status()
-                        break
-                    except httpx.TransportError:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.2)
-                service_rate(http, 1, args.batch_size)  # warm-up: the worker's fork server is ready
-                ratios = []
-                for repeat in range(args.repeats):
-                    naive = naive_rate(args.epochs, args.batch_size)
-                    service = service_rate(http, args.epochs, args.batch_size)
-                    ratios.append(service / naive)
-                    print(
-                        f"run {repeat + 1}: naive loop {naive:,.0f} samples/s, "
-                        f"service (claim to finish) {service:,.0f} samples/s, ratio {service / naive:.2f}"
-                    )
-        finally:
-            for process in (worker, api):
-                process.terminate()
-                process.wait(timeout=60)
+    ratios = []
+    with live_service(TRAINQ_POLL_INTERVAL_SECONDS="0.05") as (http, _):
+        service_rate(http, 1, args.batch_size)  # warm-up: the worker's fork server is ready
+        for repeat in range(args.repeats):
+            naive = naive_rate(args.epochs, args.batch_size)
+            service = service_rate(http, args.epochs, args.batch_size)
+            ratios.append(service / naive)
+            print(
+                f"run {repeat + 1}: naive loop {naive:,.0f} samples/s, "
+                f"service (claim to finish) {service:,.0f} samples/s, ratio {service / naive:.2f}"
+            )
     median = statistics.median(ratios)
     print(
         f"median service/naive = {median:.2f} (digits, small_cnn, batch {args.batch_size}, {args.epochs} epochs, "

@@ -121,5 +121,12 @@ def test_the_build_context_holds_only_the_code() -> None:
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert ignored[ignored.index("*") :][:1] == ["*"], "everything is excluded first"
     allowed = {line[1:].rstrip("/") for line in ignored if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "app", "worker", "bench/gpu_check.py"}
+    assert allowed == {
+        "pyproject.toml",
+        "README.md",
+        "app",
+        "worker",
+        "bench/gpu_check.py",
+        "bench/live_service.py",
+    }
     assert {"**/__pycache__", "**/*.pt"} <= set(ignored)
