@@ -1,0 +1,5 @@
+"""`python -m trainq`: the same command as `trainq`."""
+
+from trainq.cli import main
+
+main()
