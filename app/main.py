@@ -12,14 +12,15 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import queue
+from app import queue, telemetry
 from app.db import create_schema, make_engine
 from app.middleware import LimitBodySize, RequireApiKey
 from app.models import NOT_FOUND, UNAUTHORIZED
-from app.routes import checkpoints, health, jobs
+from app.routes import checkpoints, health, jobs, prometheus
 from app.security import GENERATE_KEY_HINT, Authenticator, is_loopback, uvicorn_bind_host
 from app.settings import Settings, get_settings
 
@@ -37,18 +38,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         logger.info("serving jobs from %s", engine.url.render_as_string(hide_password=True))
         reaper = asyncio.create_task(_take_back_lost_jobs(engine, interval_s=resolved.lease_seconds / 4))
+        queue_metrics = telemetry.QueueCollector(engine)
+        app.state.metrics_registry.register(queue_metrics)
         yield
+        app.state.metrics_registry.unregister(queue_metrics)
         reaper.cancel()
         engine.dispose()
 
     app = FastAPI(title="trainq", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    # The last added runs first: keys are checked before a body is read.
+    # One registry per app: apps created side by side (tests) keep their series apart.
+    app.state.metrics_registry = CollectorRegistry()
+    # The last added runs first: keys are checked before anything else (a refused request is
+    # not counted), then requests are counted (a 413 too), then the body is limited as it is read.
     app.add_middleware(LimitBodySize)
+    app.add_middleware(telemetry.RecordRequests, metrics=telemetry.HttpMetrics(app.state.metrics_registry))
     app.add_middleware(RequireApiKey)
     app.include_router(health.router)
     app.include_router(jobs.router, responses=UNAUTHORIZED)
     app.include_router(checkpoints.router, responses={**UNAUTHORIZED, **NOT_FOUND})
+    app.include_router(prometheus.router, responses=UNAUTHORIZED)
     return app
 
 
