@@ -20,7 +20,7 @@ from app import queue, telemetry
 from app.db import create_schema, make_engine
 from app.middleware import LimitBodySize, RequireApiKey
 from app.models import NOT_FOUND, UNAUTHORIZED
-from app.routes import checkpoints, health, jobs, prometheus
+from app.routes import checkpoints, dashboard, health, jobs, prometheus
 from app.security import GENERATE_KEY_HINT, Authenticator, is_loopback, uvicorn_bind_host
 from app.settings import Settings, get_settings
 
@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router, responses=UNAUTHORIZED)
     app.include_router(checkpoints.router, responses={**UNAUTHORIZED, **NOT_FOUND})
     app.include_router(prometheus.router, responses=UNAUTHORIZED)
+    app.include_router(dashboard.router)
+    app.mount(dashboard.ASSETS_PATH, dashboard.assets(), name="dashboard-assets")
     return app
 
 

@@ -13,7 +13,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.security import ANONYMOUS, Authenticator
 
-OPEN_PATHS = frozenset({("GET", "/health"), ("HEAD", "/health")})
+# The dashboard page (/) and its assets (/ui/...) load without a key, so that the page can ask for one.
+OPEN_PATHS = frozenset({("GET", "/health"), ("HEAD", "/health"), ("GET", "/"), ("HEAD", "/")})
+OPEN_PREFIXES = ("/ui/",)
+
+
+def is_open(method: str, path: str) -> bool:
+    """Reads of /health and of the dashboard's static files, which hold no job data; nothing else."""
+    return (method, path) in OPEN_PATHS or (method in {"GET", "HEAD"} and path.startswith(OPEN_PREFIXES))
 
 
 async def _send_error(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
@@ -36,7 +43,7 @@ class RequireApiKey:
             return
         authenticator: Authenticator | None = scope["app"].state.authenticator
         principal = ANONYMOUS
-        if authenticator is not None and (scope["method"], scope["path"]) not in OPEN_PATHS:
+        if authenticator is not None and not is_open(scope["method"], scope["path"]):
             headers = dict(scope["headers"])
             authorization = headers.get(b"authorization", b"").decode("latin-1")
             found = authenticator.authenticate(authorization)

@@ -1,0 +1,244 @@
+// One job's page: first painted from GET /jobs/{id}, then kept live by its event stream.
+import { ApiError, AuthRequired, download, json, text } from "./api.js";
+import { LineChart, formatPercent } from "./charts.js";
+import { age, bytes, duration, h, percent, progressBar, setProgress, statusBadge } from "./dom.js";
+import { followEvents } from "./events.js";
+
+const LOG_TAIL_LINES = 200;
+const MAX_LOG_LINES = 2000;
+const ACTIVE = new Set(["queued", "running"]);
+
+function field(label, value, testId) {
+  const element = h("dd", { "data-testid": testId });
+  if (value instanceof Node) element.append(value);
+  else element.textContent = value;
+  return [h("dt", { text: label }), element];
+}
+
+function checkpointRow(checkpoint, onError) {
+  const save = h("button", {
+    type: "button",
+    class: "link",
+    "data-testid": "checkpoint-download",
+    text: "download",
+    onclick: () => download(checkpoint.url).catch((error) => onError(error)),
+  });
+  return h(
+    "tr",
+    { "data-testid": "checkpoint-row", "data-epoch": checkpoint.epoch },
+    h("td", { class: "num", text: String(checkpoint.epoch) }),
+    h("td", {}, checkpoint.is_best ? h("span", { class: "tag", text: "best" }) : null),
+    h("td", { class: "num", text: bytes(checkpoint.size_bytes) }),
+    h("td", {}, h("code", { class: "sha", "data-testid": "checkpoint-sha256", text: checkpoint.sha256 })),
+    h("td", {}, save),
+  );
+}
+
+export async function showJob(container, jobId, signal) {
+  let job;
+  try {
+    job = await json(`/jobs/${encodeURIComponent(jobId)}`, { signal });
+  } catch (error) {
+    if (error instanceof AuthRequired || signal.aborted) return;
+    container.replaceChildren(h("p", { class: "notice", "data-testid": "job-missing", text: error.message }));
+    return;
+  }
+  const metrics = new Map(job.metrics.map((row) => [row.epoch, row]));
+  const charts = [
+    new LineChart({
+      title: "Loss",
+      testId: "loss-chart",
+      series: [
+        { key: "train_loss", label: "train", className: "series-train" },
+        { key: "val_loss", label: "validation", className: "series-val" },
+      ],
+    }),
+    new LineChart({
+      title: "Accuracy",
+      testId: "accuracy-chart",
+      format: formatPercent,
+      yMin: 0,
+      yMax: 1,
+      series: [
+        { key: "train_accuracy", label: "train", className: "series-train" },
+        { key: "val_accuracy", label: "validation", className: "series-val" },
+      ],
+    }),
+    new LineChart({
+      title: "Learning rate",
+      testId: "lr-chart",
+      series: [{ key: "learning_rate", label: "learning rate", className: "series-lr" }],
+    }),
+  ];
+  const status = h("span", { "data-testid": "job-status" });
+  const cancel = h("button", {
+    type: "button",
+    class: "danger",
+    "data-testid": "cancel-job",
+    text: "Cancel",
+  });
+  const progress = progressBar(job.progress, "job-progress");
+  const summary = h("dl", { class: "summary" });
+  const problem = h("div", { class: "error-box", "data-testid": "job-error", hidden: true });
+  const streamState = h("span", { class: "stream-state", "data-testid": "stream-state" });
+  const checkpoints = h("tbody");
+  const log = h("pre", { class: "log", "data-testid": "job-log" });
+  const hyperparameters = h(
+    "dl",
+    { class: "hyperparameters", "data-testid": "hyperparameters" },
+    ...Object.entries(job.hyperparameters).flatMap(([name, value]) =>
+      field(name, value === null ? "–" : String(value), `hp-${name}`),
+    ),
+  );
+
+  container.replaceChildren(
+    h(
+      "header",
+      { class: "job-header" },
+      h("a", { href: "#/", class: "back", "data-testid": "back-to-jobs", text: "← All jobs" }),
+      h("h2", { "data-testid": "job-title", text: job.name ?? "Unnamed job" }),
+      h("code", { class: "mono", text: job.id }),
+      status,
+      streamState,
+      cancel,
+    ),
+    h("div", { class: "progress-row" }, progress),
+    summary,
+    problem,
+    h("section", { class: "charts" }, ...charts.map((chart) => chart.element)),
+    h(
+      "section",
+      { class: "columns" },
+      h(
+        "div",
+        { class: "panel" },
+        h("h3", { text: "Checkpoints" }),
+        h(
+          "table",
+          { class: "checkpoints", "data-testid": "checkpoints" },
+          h(
+            "thead",
+            {},
+            h("tr", {}, ...["Epoch", "", "Size", "sha256", ""].map((t) => h("th", { text: t }))),
+          ),
+          checkpoints,
+        ),
+      ),
+      h("div", { class: "panel" }, h("h3", { text: "Hyperparameters" }), hyperparameters),
+    ),
+    h("section", { class: "panel" }, h("h3", { text: "Log" }), log),
+  );
+
+  function showError(message) {
+    problem.hidden = false;
+    problem.replaceChildren(h("strong", { text: "Error" }), " ", h("span", { text: message }));
+  }
+
+  function render() {
+    const rows = [...metrics.values()].sort((a, b) => a.epoch - b.epoch);
+    for (const chart of charts) chart.update(rows, job.hyperparameters.epochs);
+    status.replaceChildren(statusBadge(job.status));
+    cancel.hidden = !ACTIVE.has(job.status);
+    setProgress(progress, job.progress);
+    const best = rows.reduce((top, row) => (top && top.val_accuracy >= row.val_accuracy ? top : row), null);
+    const bestText = best ? `${percent(best.val_accuracy)} (epoch ${best.epoch})` : "–";
+    summary.replaceChildren(
+      ...field("Epoch", `${job.current_epoch} / ${job.hyperparameters.epochs}`, "job-epochs"),
+      ...field("Progress", percent(job.progress), "job-progress-text"),
+      ...field("Best val accuracy", bestText, "best-val-accuracy"),
+      ...field("Runtime", duration(job.runtime_seconds), "job-runtime"),
+      ...field("Attempts", `${job.attempts} of ${job.max_attempts}`, "job-attempts"),
+      ...field("Device", [job.device, job.precision].filter(Boolean).join(", ") || "–", "job-device"),
+      ...field("Created", age(job.created_at), "job-created"),
+    );
+    problem.hidden = job.error === null;
+    if (job.error !== null) {
+      problem.replaceChildren(
+        h("strong", { "data-testid": "job-error-reason", text: job.error.reason }),
+        " ",
+        h("span", { "data-testid": "job-error-message", text: job.error.message }),
+      );
+    }
+    checkpoints.replaceChildren(
+      ...job.checkpoints.map((checkpoint) => checkpointRow(checkpoint, (error) => showError(error.message))),
+    );
+    if (job.checkpoints.length === 0) {
+      checkpoints.append(h("tr", {}, h("td", { colspan: 5, class: "notice", text: "No checkpoint yet." })));
+    }
+  }
+
+  function appendLog(lines) {
+    const kept = `${log.textContent}${lines.map((line) => `${line}\n`).join("")}`.split("\n");
+    log.textContent = kept.slice(-MAX_LOG_LINES - 1).join("\n");
+    log.scrollTop = log.scrollHeight;
+  }
+
+  // Re-read for what events do not carry: the current checkpoint list, runtime, the end time.
+  async function reload() {
+    const fresh = await json(`/jobs/${encodeURIComponent(jobId)}`, { signal });
+    for (const row of fresh.metrics) metrics.set(row.epoch, row);
+    job = fresh;
+    render();
+  }
+
+  function quietly(promise) {
+    promise.catch((error) => {
+      if (!(error instanceof AuthRequired) && !signal.aborted) showError(error.message);
+    });
+  }
+
+  cancel.addEventListener("click", () => {
+    cancel.disabled = true;
+    quietly(
+      json(`/jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST", signal })
+        .then(reload)
+        .finally(() => {
+          cancel.disabled = false;
+        }),
+    );
+  });
+
+  const handlers = {
+    status: (data) => {
+      Object.assign(job, { status: data.status, attempts: data.attempt, error: data.error });
+    },
+    epoch: (data) => {
+      metrics.set(data.epoch, data);
+      job.current_epoch = Math.max(job.current_epoch, data.epoch);
+    },
+    progress: (data) => {
+      Object.assign(job, { current_epoch: data.epoch, progress: data.progress });
+    },
+    checkpoint: () => quietly(reload()),
+    log: (data) => appendLog(data.lines),
+    end: (data) => {
+      job.status = data.status;
+      quietly(reload());
+    },
+  };
+
+  render();
+  try {
+    const tail = await text(`/jobs/${encodeURIComponent(jobId)}/logs?tail=${LOG_TAIL_LINES}`, { signal });
+    appendLog(tail.split("\n").filter(Boolean));
+  } catch (error) {
+    if (error instanceof AuthRequired || signal.aborted) return;
+    if (!(error instanceof ApiError && error.status === 404)) showError(error.message);
+  }
+  streamState.textContent = "connecting…";
+  await followEvents(jobId, signal, {
+    onConnect: () => {
+      streamState.textContent = "live";
+    },
+    onEvent: (type, data) => {
+      handlers[type]?.(data);
+      render();
+      if (type === "end") streamState.textContent = "";
+    },
+    onError: (message, status) => {
+      streamState.textContent = message;
+      // While the stream is down the page still shows where the job stands.
+      if (status === 0) quietly(reload());
+    },
+  });
+}
