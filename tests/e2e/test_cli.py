@@ -1,0 +1,218 @@
+"""The `trainq` command against a live API with a real worker, and one with API keys and no worker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Service
+from tests.support.cli import failed_with, running_service, trainq
+from tests.support.polling import wait_for
+
+KEY = "cli-test-key-0123456789abcdef"
+DIGITS: dict[str, Any] = {"dataset": "digits", "epochs": 3, "batch_size": 64}
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """Anonymous, with one worker."""
+    with running_service(tmp_path_factory.mktemp("live")) as running:
+        running.start_worker()
+        yield running
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """Keys required, and no worker: jobs stay queued."""
+    state_dir = tmp_path_factory.mktemp("keyed")
+    with running_service(state_dir, api_key=KEY, TRAINQ_API_KEYS=f"alice:{KEY}") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def finished_job(live: Service) -> dict:
+    job = live.wait_until_final(live.submit("digits-cli", **DIGITS))
+    assert job["status"] == "succeeded", job
+    return job
+
+
+def best_checkpoint(job: dict) -> dict:
+    return next(entry for entry in job["checkpoints"] if entry["is_best"])
+
+
+def test_a_job_submitted_with_flags_is_watched_until_it_succeeds(live: Service) -> None:
+    flags = "--name flags --dataset digits --epochs 2 --batch-size 32 --lr 0.01 --set seed=7"
+    submitted = trainq(live, "submit", *flags.split())
+    assert submitted.exit_code == 0, submitted.output
+    job_id = submitted.stdout.strip()
+    assert submitted.stdout == f"{job_id}\n"
+    job = live.job(job_id)
+    assert job["name"] == "flags"
+    chosen = {key: job["hyperparameters"][key] for key in ("epochs", "batch_size", "learning_rate", "seed")}
+    assert chosen == {"epochs": 2, "batch_size": 32, "learning_rate": 0.01, "seed": 7}
+
+    watched = trainq(live, "watch", job_id)
+    assert watched.exit_code == 0, watched.output
+    lines = watched.stdout.splitlines()
+    assert lines[0].split()[:3] == ["epoch", "train", "loss"]
+    assert [line.split()[0] for line in lines[1:3]] == ["1", "2"]
+    assert f"{job_id} succeeded after 2 epochs" in watched.stdout
+
+
+def test_every_submit_flag_reaches_its_hyperparameter(keyed: Service) -> None:
+    expected = {
+        "dataset": "imagefolder",
+        "dataset_path": "cats",
+        "model": "mlp",
+        "epochs": 4,
+        "batch_size": 8,
+        "learning_rate": 0.05,
+        "optimizer": "sgd",
+        "lr_scheduler": "cosine",
+        "weight_decay": 0.01,
+        "early_stopping_patience": 3,
+        "image_size": 16,
+        "amp": "bf16",
+        "device": "cpu",
+        "seed": 9,
+    }
+    flags = [
+        f"--{key.replace('_', '-')}={value}" for key, value in expected.items() if key != "learning_rate"
+    ]
+    limits = ["--lr=0.05", "--max-attempts=5", "--max-runtime=60", "--dry-run"]
+    result = trainq(keyed, "submit", *flags, *limits, api_key=KEY)
+    assert result.exit_code == 0, result.output
+    resolved = json.loads(result.stdout)
+    assert {key: resolved["hyperparameters"][key] for key in expected} == expected
+    assert (resolved["max_attempts"], resolved["max_runtime_seconds"]) == (5, 60)
+    assert keyed.http.get("/jobs").json()["items"] == []
+
+
+def test_a_yaml_job_file_is_submitted_with_flags_taking_precedence(keyed: Service, tmp_path: Path) -> None:
+    body = tmp_path / "job.yaml"
+    body.write_text(
+        "name: from-yaml\nmax_attempts: 2\nhyperparameters:\n  dataset: digits\n  epochs: 5\n  batch_size: 16\n"
+    )
+    result = trainq(keyed, "submit", "-f", str(body), "--epochs", "1", api_key=KEY)
+    assert result.exit_code == 0, result.output
+    job = keyed.job(result.stdout.strip())
+    assert (job["name"], job["max_attempts"], job["status"]) == ("from-yaml", 2, "queued")
+    assert (job["hyperparameters"]["epochs"], job["hyperparameters"]["batch_size"]) == (1, 16)
+
+    hyperparameters_only = tmp_path / "hyperparameters.yml"
+    hyperparameters_only.write_text("model: mlp\nepochs: 2\n")
+    result = trainq(keyed, "submit", "--file", str(hyperparameters_only), "--name", "bare", api_key=KEY)
+    assert result.exit_code == 0, result.output
+    job = keyed.job(result.stdout.strip())
+    assert (job["name"], job["hyperparameters"]["model"], job["hyperparameters"]["epochs"]) == (
+        "bare",
+        "mlp",
+        2,
+    )
+
+
+def test_list_shows_jobs_as_a_table_and_as_json(live: Service, finished_job: dict) -> None:
+    table = trainq(live, "list")
+    assert table.exit_code == 0, table.output
+    row = next(line for line in table.stdout.splitlines() if line.startswith(finished_job["id"]))
+    assert row.split()[2:5] == ["succeeded", "100%", "3/3"]
+
+    succeeded = json.loads(trainq(live, "list", "--json", "--status", "succeeded").stdout)
+    assert finished_job["id"] in [job["id"] for job in succeeded]
+    assert {job["status"] for job in succeeded} == {"succeeded"}
+    failed = json.loads(trainq(live, "list", "--json", "--status", "failed").stdout)
+    assert finished_job["id"] not in [job["id"] for job in failed]
+    assert len(json.loads(trainq(live, "list", "--json", "--limit", "1").stdout)) == 1
+
+
+def test_show_prints_details_epochs_and_checkpoints(live: Service, finished_job: dict) -> None:
+    shown = trainq(live, "show", finished_job["id"])
+    assert shown.exit_code == 0, shown.output
+    assert "digits-cli" in shown.stdout
+    epoch_table = shown.stdout.split("EPOCH  TRAIN LOSS")[1].splitlines()
+    assert [line.split()[0] for line in epoch_table[1:4]] == ["1", "2", "3"]
+    assert best_checkpoint(finished_job)["sha256"][:16] in shown.stdout
+    assert json.loads(trainq(live, "show", finished_job["id"], "--json").stdout) == live.job(
+        finished_job["id"]
+    )
+
+
+def test_watch_exits_1_with_the_reason_when_the_job_fails(live: Service) -> None:
+    job_id = live.submit("no-mnist", dataset="mnist", epochs=1)
+    result = trainq(live, "watch", job_id)
+    assert result.exit_code == 1, result.output
+    assert f"{job_id} failed: data_error: " in result.stderr
+    assert "MNIST" in result.stderr
+
+
+def test_cancel_ends_a_queued_job_and_watch_then_exits_1(keyed: Service) -> None:
+    job_id = keyed.submit("to-cancel", **DIGITS)
+    cancelled = trainq(keyed, "cancel", job_id, api_key=KEY)
+    assert (cancelled.exit_code, cancelled.stdout) == (0, f"{job_id} cancelled\n")
+    assert keyed.job(job_id)["status"] == "cancelled"
+    watched = trainq(keyed, "watch", job_id, api_key=KEY)
+    assert watched.exit_code == 1
+    assert f"{job_id} cancelled" in watched.stderr
+    failed_with(trainq(keyed, "cancel", job_id, api_key=KEY), "the job already ended (cancelled)")
+
+
+def test_download_best_is_verified_against_its_sha256(
+    live: Service, finished_job: dict, tmp_path: Path
+) -> None:
+    best = best_checkpoint(finished_job)
+    result = trainq(live, "download", finished_job["id"], "best", "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    path = Path(result.stdout.strip())
+    assert path == tmp_path / f"digits-cli-{finished_job['id'][:8]}-epoch{best['epoch']}-best.pt"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == best["sha256"]
+    assert f"sha256 {best['sha256']} verified" in result.stderr
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_an_interrupted_download_resumes_with_a_range_request(
+    live: Service, finished_job: dict, tmp_path: Path
+) -> None:
+    latest = max(finished_job["checkpoints"], key=lambda entry: entry["epoch"])
+    content = live.http.get(latest["url"]).content
+    kept = len(content) // 3
+    (tmp_path / "model.pt.part").write_bytes(content[:kept])
+
+    result = trainq(live, "download", finished_job["id"], "latest", "-o", str(tmp_path / "model.pt"))
+    assert result.exit_code == 0, result.output
+    assert (
+        f"transferred {len(content) - kept} of {len(content)} bytes, resumed at byte {kept}" in result.stderr
+    )
+    assert (tmp_path / "model.pt").read_bytes() == content
+    assert not (tmp_path / "model.pt.part").exists()
+    access_log = live.state_dir / "api.log"
+    partial = f'"GET {latest["url"]} HTTP/1.1" 206'
+    wait_for(lambda: partial in access_log.read_text(), timeout_s=10, what="a 206 in the access log")
+
+
+def test_a_download_that_does_not_match_its_sha256_fails_and_keeps_nothing(
+    live: Service, finished_job: dict, tmp_path: Path
+) -> None:
+    (tmp_path / "model.pt.part").write_bytes(b"not the start of any checkpoint")
+    result = trainq(live, "download", finished_job["id"], "best", "-o", str(tmp_path / "model.pt"))
+    failed_with(result, "sha256 mismatch", "run the download again")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_installed_trainq_command_runs(live: Service, finished_job: dict) -> None:
+    executable = Path(sys.executable).with_name("trainq")
+    completed = subprocess.run(
+        [str(executable), "--url", str(live.http.base_url), "show", "--json", finished_job["id"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["id"] == finished_job["id"]
