@@ -20,9 +20,10 @@ from app import queue, telemetry
 from app.db import create_schema, make_engine
 from app.middleware import LimitBodySize, RequireApiKey
 from app.models import NOT_FOUND, UNAUTHORIZED
-from app.routes import checkpoints, dashboard, health, jobs, prometheus
+from app.routes import checkpoints, dashboard, events, health, jobs, prometheus
 from app.security import GENERATE_KEY_HINT, Authenticator, is_loopback, uvicorn_bind_host
 from app.settings import Settings, get_settings
+from app.streams import EventHub
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +39,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         logger.info("serving jobs from %s", engine.url.render_as_string(hide_password=True))
         reaper = asyncio.create_task(_take_back_lost_jobs(engine, interval_s=resolved.lease_seconds / 4))
+        app.state.event_hub = EventHub(engine)
+        event_hub = asyncio.create_task(app.state.event_hub.run())
         queue_metrics = telemetry.QueueCollector(engine)
         app.state.metrics_registry.register(queue_metrics)
         yield
         app.state.metrics_registry.unregister(queue_metrics)
         reaper.cancel()
+        event_hub.cancel()
         engine.dispose()
 
     app = FastAPI(title="trainq", version="0.1.0", lifespan=lifespan)
@@ -56,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequireApiKey)
     app.include_router(health.router)
     app.include_router(jobs.router, responses=UNAUTHORIZED)
+    app.include_router(events.router, responses=UNAUTHORIZED)
     app.include_router(checkpoints.router, responses={**UNAUTHORIZED, **NOT_FOUND})
     app.include_router(prometheus.router, responses=UNAUTHORIZED)
     app.include_router(dashboard.router)

@@ -1,4 +1,4 @@
-"""Tables (Job, EpochMetric, Checkpoint) and the public shapes the API returns."""
+"""Tables (Job, EpochMetric, Checkpoint, JobEvent) and the public shapes the API returns."""
 
 from __future__ import annotations
 
@@ -100,7 +100,8 @@ class EpochMetric(MetricBase, table=True):
     """One finished epoch of one job, written when the epoch ends."""
 
     __tablename__ = "epoch_metrics"
-    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+    # Ids never reused (SQLite AUTOINCREMENT): readers follow new rows by id.
+    __table_args__ = (UniqueConstraint("job_id", "epoch"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(foreign_key="jobs.id", ondelete="CASCADE")
@@ -126,6 +127,26 @@ class Checkpoint(CheckpointBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(foreign_key="jobs.id", ondelete="CASCADE")
     file_name: str
+
+
+class EventKind(enum.StrEnum):
+    status = "status"  # the job changed status (queued, running, and how it ended)
+    epoch = "epoch"  # an epoch finished: its metric row
+    checkpoint = "checkpoint"  # a checkpoint file was listed
+
+
+class JobEvent(SQLModel, table=True):
+    """What happened to a job, in order: written in the same transaction as the change itself,
+    so that the event stream (GET /jobs/{id}/events) can replay and resume from an id."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (Index("ix_job_events_job", "job_id", "id"), {"sqlite_autoincrement": True})
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="jobs.id", ondelete="CASCADE")
+    kind: EventKind
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 # --- what clients send --------------------------------------------------------

@@ -22,7 +22,9 @@ class Settings(BaseSettings):
         default=f"sqlite:///{DEFAULT_STATE_DIR / 'trainq.db'}",
         description="SQLAlchemy URL; SQLite files are created with their folder.",
     )
-    artifacts_dir: Path = Field(default=DEFAULT_STATE_DIR / "artifacts", description="Checkpoints.")
+    artifacts_dir: Path = Field(
+        default=DEFAULT_STATE_DIR / "artifacts", description="Checkpoints and training logs."
+    )
     data_dir: Path = Field(default=DEFAULT_STATE_DIR / "data", description="Datasets.")
     lease_seconds: float = Field(
         default=60.0, gt=0, description="How long a claim holds without a heartbeat."
@@ -32,6 +34,11 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(default=None, description="A file of owner:key lines.")
     allow_anonymous: bool = Field(default=False, description="Serve without keys on a non-loopback address.")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_log_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=4096,
+        description="Training log kept per attempt; later lines are dropped.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -77,18 +77,58 @@ def _watch_parent(conn: Connection, stop: threading.Event) -> None:
         os._exit(PARENT_GONE_EXIT_CODE)
 
 
+class CappedFileHandler(logging.FileHandler):
+    """Writes records until the file holds max_bytes, then one line saying the rest was dropped,
+    so that a chatty job cannot fill the disk."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(path, mode="a", encoding="utf-8")
+        self._room = max_bytes - path.stat().st_size
+        self._full = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._full:
+            return
+        try:
+            size = len(self.format(record).encode()) + len(self.terminator)
+        except Exception:
+            self.handleError(record)
+            return
+        if size > self._room:
+            self._full = True
+            self.stream.write(
+                f"... log truncated: it reached TRAINQ_MAX_LOG_BYTES; later lines dropped{self.terminator}"
+            )
+            self.flush()
+            return
+        self._room -= size
+        super().emit(record)
+
+
+def _log_to(job_id: str, attempt: int, log_file: Path, max_log_bytes: int) -> None:
+    fmt = logging.Formatter(f"%(asctime)s %(levelname)s [job {job_id}] %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(), CappedFileHandler(log_file, max_log_bytes)]
+    for handler in handlers:
+        handler.setFormatter(fmt)
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+    logging.captureWarnings(True)
+    logger.info("attempt %d: training process %d started", attempt, os.getpid())
+
+
 def run_job(
     conn: Connection,
     job_id: str,
+    attempt: int,
     hyperparameters: dict[str, Any],
     data_dir: str,
     checkpoint_dir: str,
     resume_from: str | None,
+    log_file: str,
+    max_log_bytes: int,
 ) -> None:
     """Entry point of the training process."""
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s %(levelname)s [job {job_id}] %(name)s: %(message)s"
-    )
+    _log_to(job_id, attempt, Path(log_file), max_log_bytes)
     # Ctrl-C reaches the whole process group; only the worker decides how this process stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = threading.Event()

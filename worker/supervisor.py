@@ -20,6 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 
 from app import queue
+from app.logs import log_path
 from app.queue import Lease
 from app.settings import Settings
 from worker.entry import training_process_main
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 POLL_S = 0.2
 HOLD_CHECK_INTERVAL_S = 1.0
 PROGRESS_WRITE_INTERVAL_S = 1.0
+# An epoch's row waits this long for the checkpoint written at its end, to go in the same transaction.
+EPOCH_WAIT_FOR_CHECKPOINT_S = 0.5
 CHILD_EXIT_GRACE_S = 30.0
 
 Ending = Literal["reported", "lost", "timeout", "vanished"]
@@ -63,6 +66,8 @@ class JobSupervisor:
         self._job_dir = settings.artifacts_dir / lease.job_id
         self._clock = _Clock(earlier_s=lease.runtime_seconds, limit_s=lease.max_runtime_seconds)
         self._last_progress_write = 0.0
+        self._pending_epoch: dict[str, Any] | None = None
+        self._pending_since = 0.0
 
     def run(self) -> None:
         self._job_dir.mkdir(parents=True, exist_ok=True)
@@ -73,10 +78,13 @@ class JobSupervisor:
             args=(
                 child_conn,
                 self._lease.job_id,
+                self._lease.attempt,
                 self._lease.hyperparameters,
                 str(self._settings.data_dir),
                 str(self._job_dir),
                 resume,
+                str(log_path(self._job_dir, self._lease.attempt)),
+                self._settings.max_log_bytes,
             ),
             name=f"trainq-job-{self._lease.job_id}",
         )
@@ -121,6 +129,7 @@ class JobSupervisor:
                 try:
                     message = conn.recv()
                 except EOFError:
+                    self._flush_epoch()
                     return "vanished"
                 keep_going = self._handle(message)
                 if keep_going is None:
@@ -128,6 +137,9 @@ class JobSupervisor:
                 if not keep_going:
                     return self._lost()
             now = time.monotonic()
+            waited_s = now - self._pending_since
+            if self._pending_epoch and waited_s >= EPOCH_WAIT_FOR_CHECKPOINT_S and not self._flush_epoch():
+                return self._lost()
             if self._clock.expired():
                 return "timeout"
             if now >= next_heartbeat:
@@ -148,6 +160,15 @@ class JobSupervisor:
         """Apply one event: True to go on, False when the lease is lost, None when the job ended."""
         lease, engine = self._lease, self._engine
         event = message["event"]
+        if event == "epoch":
+            if not self._flush_epoch():
+                return False
+            self._pending_epoch, self._pending_since = message, time.monotonic()
+            return True
+        if event == "checkpoint":
+            return self._record_checkpoint(message)
+        if not self._flush_epoch():
+            return False
         if event == "start":
             return queue.record_start(
                 engine, lease=lease, device=message["device"], precision=message["precision"]
@@ -160,12 +181,6 @@ class JobSupervisor:
             return queue.record_progress(
                 engine, lease=lease, epoch=message["epoch"], progress=message["fraction"]
             )
-        if event == "epoch":
-            return queue.record_epoch(
-                engine, lease=lease, metrics=message["metrics"], progress=message["fraction"]
-            )
-        if event == "checkpoint":
-            return self._record_checkpoint(message)
         if event == "done":
             runtime_s = self._clock.runtime_s()
             if message["status"] == "interrupted":
@@ -180,18 +195,40 @@ class JobSupervisor:
             return None
         raise ValueError(f"unknown event from the training process: {event!r}")
 
-    def _record_checkpoint(self, message: dict[str, Any]) -> bool:
-        unneeded = queue.record_checkpoint(
+    def _flush_epoch(self, checkpoint: queue.CheckpointFile | None = None) -> bool:
+        """Write the pending epoch (with the checkpoint of that epoch, when given); False if the lease is lost."""
+        pending, self._pending_epoch = self._pending_epoch, None
+        if pending is None:
+            return True
+        unneeded = queue.record_epoch(
             self._engine,
             lease=self._lease,
+            metrics=pending["metrics"],
+            progress=pending["fraction"],
+            checkpoint=checkpoint,
+        )
+        return self._delete_unneeded(unneeded, checkpoint)
+
+    def _record_checkpoint(self, message: dict[str, Any]) -> bool:
+        checkpoint = queue.CheckpointFile(
             epoch=message["epoch"],
             file_name=message["file_name"],
             size_bytes=message["size_bytes"],
             sha256=message["sha256"],
             is_best=message["is_best"],
         )
+        pending = self._pending_epoch
+        if pending is not None and pending["metrics"]["epoch"] == checkpoint.epoch:
+            return self._flush_epoch(checkpoint)
+        if not self._flush_epoch():
+            return False
+        unneeded = queue.record_checkpoint(self._engine, lease=self._lease, checkpoint=checkpoint)
+        return self._delete_unneeded(unneeded, checkpoint)
+
+    def _delete_unneeded(self, unneeded: list[str] | None, checkpoint: queue.CheckpointFile | None) -> bool:
         if unneeded is None:
-            (self._job_dir / message["file_name"]).unlink(missing_ok=True)
+            if checkpoint is not None:
+                (self._job_dir / checkpoint.file_name).unlink(missing_ok=True)
             return False
         # Files are deleted only after they stopped being listed: nothing listed is ever missing.
         for name in unneeded:

@@ -18,11 +18,12 @@ from .leases import (
     requeue_expired,
     succeed,
 )
-from .records import record_checkpoint, record_epoch, record_progress, record_start
+from .records import CheckpointFile, record_checkpoint, record_epoch, record_progress, record_start
 from .submission import IdempotencyConflict, JobIsFinal, cancel, request_hash, submit
 
 __all__ = [
     "RETRYABLE_REASONS",
+    "CheckpointFile",
     "IdempotencyConflict",
     "JobIsFinal",
     "Lease",

@@ -19,6 +19,8 @@ from sqlmodel import Session, col, select
 from app.db import read_session, write_session
 from app.models import Checkpoint, Job, JobStatus, utcnow
 
+from . import events
+
 logger = logging.getLogger(__name__)
 
 # Failures of the machine rather than of the job: the job is queued again until
@@ -58,6 +60,7 @@ def claim(engine: Engine, *, worker_id: str, lease_seconds: float) -> Lease | No
         job.worker_id = worker_id
         job.lease_expires_at = now + timedelta(seconds=lease_seconds)
         session.add(job)
+        events.status_changed(session, job_id=job.id, status=JobStatus.running, attempt=job.attempts)
         resume = (
             job.resume_file
             or session.exec(
@@ -85,28 +88,29 @@ def requeue_expired(engine: Engine) -> int:
     now = utcnow()
     expired = (col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now)
     message = "the worker running this job stopped renewing its lease (it crashed, was killed or lost its connection)"
-    lost = {
-        "worker_id": None,
-        "lease_expires_at": None,
-        "error_reason": "worker_lost",
-        "error_message": message,
-    }
     with write_session(engine) as session:
-        failed = session.execute(
-            update(Job)
-            .where(*expired, col(Job.failures) + 1 >= col(Job.max_attempts))
-            .values(status=JobStatus.failed, finished_at=now, failures=col(Job.failures) + 1, **lost)
-        ).rowcount  # type: ignore[attr-defined]
-        requeued = session.execute(
-            update(Job)
-            .where(*expired)
-            .values(status=JobStatus.queued, failures=col(Job.failures) + 1, **lost)
-        ).rowcount  # type: ignore[attr-defined]
+        taken_back = session.exec(select(Job).where(*expired)).all()
+        for job in taken_back:
+            job.failures += 1
+            job.status = JobStatus.failed if job.failures >= job.max_attempts else JobStatus.queued
+            job.finished_at = now if job.status == JobStatus.failed else None
+            job.worker_id = job.lease_expires_at = None
+            job.error_reason, job.error_message = "worker_lost", message
+            session.add(job)
+            events.status_changed(
+                session,
+                job_id=job.id,
+                status=job.status,
+                attempt=job.attempts,
+                error=("worker_lost", message),
+            )
+    failed = sum(job.status == JobStatus.failed for job in taken_back)
+    requeued = len(taken_back) - failed
     if failed or requeued:
         logger.warning(
             "took back %d jobs whose worker was lost (%d failed for good)", failed + requeued, failed
         )
-    return int(failed + requeued)
+    return len(taken_back)
 
 
 def fence(lease: Lease) -> tuple[Any, ...]:
@@ -151,6 +155,10 @@ def succeed(engine: Engine, *, lease: Lease, runtime_seconds: float) -> bool:
             error_reason=None,
             error_message=None,
         )
+        if done:
+            events.status_changed(
+                session, job_id=lease.job_id, status=JobStatus.succeeded, attempt=lease.attempt
+            )
     if done:
         logger.info("job %s succeeded", lease.job_id)
     return done
@@ -171,6 +179,9 @@ def fail(engine: Engine, *, lease: Lease, reason: str, message: str, runtime_sec
         job.worker_id = job.lease_expires_at = None
         job.runtime_seconds = runtime_seconds
         session.add(job)
+        events.status_changed(
+            session, job_id=job.id, status=job.status, attempt=lease.attempt, error=(reason, message)
+        )
     log = "job %s: attempt %d failed (%s), queued again: %s" if retry else "job %s failed (%s): %s"
     args = (lease.job_id, lease.attempt, reason, message) if retry else (lease.job_id, reason, message)
     logger.warning(log, *args)
@@ -193,6 +204,10 @@ def release(engine: Engine, *, lease: Lease, resume_file: str | None, runtime_se
             runtime_seconds=runtime_seconds,
             **newer,
         )
+        if done:
+            events.status_changed(
+                session, job_id=lease.job_id, status=JobStatus.queued, attempt=lease.attempt
+            )
     if done:
         logger.info("job %s handed back to the queue", lease.job_id)
     return done

@@ -13,6 +13,8 @@ from app.db import read_session, write_session
 from app.models import Job, JobCreate, JobStatus, utcnow
 from app.security import ANONYMOUS_OWNER
 
+from . import events
+
 logger = logging.getLogger(__name__)
 
 
@@ -52,6 +54,8 @@ def submit(
             if idempotency_key is not None and (earlier := _by_key(session, owner, idempotency_key)):
                 return _replayed(earlier, digest), False
             session.add(job)
+            session.flush()
+            events.status_changed(session, job_id=job.id, status=JobStatus.queued, attempt=0)
     except IntegrityError:
         # Another request with the same key won the race (PostgreSQL; SQLite serialises writers).
         assert idempotency_key is not None
@@ -88,5 +92,6 @@ def cancel(engine: Engine, *, job_id: str, owner: str | None = None) -> Job | No
         job.worker_id = None
         job.lease_expires_at = None
         session.add(job)
+        events.status_changed(session, job_id=job.id, status=JobStatus.cancelled, attempt=job.attempts)
     logger.info("job %s cancelled", job_id)
     return job

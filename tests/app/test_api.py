@@ -153,11 +153,13 @@ def job_with_checkpoints(engine: Engine, settings: Settings) -> tuple[str, dict[
         queue.record_checkpoint(
             engine,
             lease=lease,
-            epoch=epoch,
-            file_name=f"epoch-{epoch:04d}.pt",
-            size_bytes=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            is_best=epoch == 2,
+            checkpoint=queue.CheckpointFile(
+                epoch=epoch,
+                file_name=f"epoch-{epoch:04d}.pt",
+                size_bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                is_best=epoch == 2,
+            ),
         )
     return job.id, contents
 

@@ -55,18 +55,16 @@ def test_writes_with_a_stale_lease_are_refused(engine: Engine) -> None:
     lease = claim(engine)
     assert lease is not None
     assert queue.fail(engine, lease=lease, reason="training_error", message="boom", runtime_seconds=1.0)
-    assert not queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1), progress=0.1)
+    assert queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1), progress=0.1) is None
     assert not queue.heartbeat(engine, lease=lease, lease_seconds=LEASE_S, runtime_seconds=1.0)
     assert not queue.succeed(engine, lease=lease, runtime_seconds=1.0)
     assert (
         queue.record_checkpoint(
             engine,
             lease=lease,
-            epoch=1,
-            file_name="epoch-0001.pt",
-            size_bytes=1,
-            sha256="0" * 64,
-            is_best=True,
+            checkpoint=queue.CheckpointFile(
+                epoch=1, file_name="epoch-0001.pt", size_bytes=1, sha256="0" * 64, is_best=True
+            ),
         )
         is None
     )
@@ -79,8 +77,10 @@ def test_epoch_rows_are_written_one_per_epoch_with_their_attempt(engine: Engine)
     job = submit_job(engine)
     lease = claim(engine)
     assert lease is not None
-    assert queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1), progress=0.5)
-    assert queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1, val_loss=0.25), progress=0.5)
+    assert queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1), progress=0.5) == []
+    assert (
+        queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1, val_loss=0.25), progress=0.5) == []
+    )
     with read_session(engine) as session:
         rows = session.exec(select(EpochMetric).where(EpochMetric.job_id == job.id)).all()
     assert [(r.epoch, r.attempt, r.val_loss) for r in rows] == [(1, 1, 0.25)]
@@ -97,11 +97,13 @@ def test_only_the_latest_and_the_best_checkpoint_stay_listed(engine: Engine) -> 
         return queue.record_checkpoint(
             engine,
             lease=lease,
-            epoch=epoch,
-            file_name=f"epoch-{epoch:04d}.pt",
-            size_bytes=10,
-            sha256=f"{epoch:064d}",
-            is_best=is_best,
+            checkpoint=queue.CheckpointFile(
+                epoch=epoch,
+                file_name=f"epoch-{epoch:04d}.pt",
+                size_bytes=10,
+                sha256=f"{epoch:064d}",
+                is_best=is_best,
+            ),
         )
 
     assert record(1, True) == []
@@ -121,7 +123,11 @@ def test_a_released_job_is_claimed_again_with_its_latest_checkpoint(engine: Engi
     lease = claim(engine)
     assert lease is not None
     queue.record_checkpoint(
-        engine, lease=lease, epoch=2, file_name="epoch-0002.pt", size_bytes=1, sha256="a" * 64, is_best=True
+        engine,
+        lease=lease,
+        checkpoint=queue.CheckpointFile(
+            epoch=2, file_name="epoch-0002.pt", size_bytes=1, sha256="a" * 64, is_best=True
+        ),
     )
     assert queue.release(engine, lease=lease, resume_file=None, runtime_seconds=1.0)
     assert reload(engine, job.id).status == JobStatus.queued

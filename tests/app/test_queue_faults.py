@@ -112,7 +112,11 @@ def test_a_newer_epoch_checkpoint_supersedes_the_hand_back_file(engine: Engine) 
     lease = claim(engine)
     assert lease is not None
     unneeded = queue.record_checkpoint(
-        engine, lease=lease, epoch=3, file_name="epoch-0003.pt", size_bytes=1, sha256="a" * 64, is_best=True
+        engine,
+        lease=lease,
+        checkpoint=queue.CheckpointFile(
+            epoch=3, file_name="epoch-0003.pt", size_bytes=1, sha256="a" * 64, is_best=True
+        ),
     )
     assert unneeded == ["resume.pt"]
     assert reload(engine, job.id).resume_file is None

@@ -116,11 +116,13 @@ def test_another_owner_gets_404_for_every_job_endpoint_and_an_empty_list(
     queue.record_checkpoint(
         engine,
         lease=lease,
-        epoch=1,
-        file_name="epoch-0001.pt",
-        size_bytes=7,
-        sha256=hashlib.sha256(b"weights").hexdigest(),
-        is_best=True,
+        checkpoint=queue.CheckpointFile(
+            epoch=1,
+            file_name="epoch-0001.pt",
+            size_bytes=7,
+            sha256=hashlib.sha256(b"weights").hexdigest(),
+            is_best=True,
+        ),
     )
     for method, path in [
         ("get", f"/jobs/{job_id}"),

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 from tests.support.polling import wait_for
-from worker.runner import PARENT_GONE_EXIT_CODE, _watch_parent
+from worker.runner import PARENT_GONE_EXIT_CODE, CappedFileHandler, _watch_parent
 
 
 def _busy_training_process(conn: Connection) -> None:
@@ -47,3 +49,22 @@ def test_stop_from_the_worker_sets_the_stop_flag() -> None:
     assert reply_out.recv() is True
     process.join(30)
     parent.close()
+
+
+def test_a_chatty_training_log_stops_at_its_cap_with_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "attempt-1.log"
+    handler = CappedFileHandler(path, max_bytes=4096)
+    log = logging.getLogger("test.chatty")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        for i in range(1000):
+            log.warning("line %04d of a job that logs too much", i)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    lines = path.read_text().splitlines()
+    assert path.stat().st_size <= 4096 + 100
+    assert lines[0] == "line 0000 of a job that logs too much"
+    assert lines[-1].startswith("... log truncated")
+    assert len(lines) > 50

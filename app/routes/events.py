@@ -1,0 +1,71 @@
+"""A job's live event stream (Server-Sent Events) and its training log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse
+from sse_starlette import EventSourceResponse
+
+from app.deps import EngineDep, JobDep, SettingsDep
+from app.logs import read_log
+from app.models import NOT_FOUND
+from app.streams import Cursor, EventHub, job_stream
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+KEEPALIVE_S = 15
+MAX_TAIL_LINES = 100_000
+
+EVENTS_DESCRIPTION = """Server-Sent Events: `status`, `epoch` and `checkpoint` events (with ids), `progress`
+snapshots (no id) and new `log` lines while the job runs, then one `end` event, after which the stream
+closes. The stream first replays the job's past events, or only those after the `Last-Event-ID` header."""
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    description=EVENTS_DESCRIPTION,
+    responses={200: {"content": {"text/event-stream": {}}}, **NOT_FOUND},
+)
+def job_events(
+    job: JobDep,
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[
+        str | None,
+        Header(max_length=64, description="The id of the last event received, to resume after it."),
+    ] = None,
+) -> EventSourceResponse:
+    try:
+        cursor = Cursor.parse(last_event_id) if last_event_id is not None else Cursor()
+    except ValueError as exc:
+        detail = [
+            {
+                "loc": ["header", "last-event-id"],
+                "msg": "Last-Event-ID is not an id this stream sent: resend the last `id:` you received, or none",
+                "type": "value_error",
+            }
+        ]
+        raise HTTPException(status_code=422, detail=detail) from exc
+    hub: EventHub = request.app.state.event_hub
+    stream = job_stream(hub, engine, job_id=job.id, job_dir=settings.artifacts_dir / job.id, cursor=cursor)
+    return EventSourceResponse(stream, ping=KEEPALIVE_S)
+
+
+@router.get(
+    "/{job_id}/logs",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}, **NOT_FOUND},
+)
+def job_logs(
+    job: JobDep,
+    settings: SettingsDep,
+    tail: Annotated[int | None, Query(ge=1, le=MAX_TAIL_LINES, description="Only the last N lines.")] = None,
+    attempt: Annotated[int | None, Query(ge=1, le=1000, description="Only this attempt's log.")] = None,
+) -> PlainTextResponse:
+    """The training process's log, every attempt in order (each starts with a line naming it)."""
+    text = read_log(settings.artifacts_dir / job.id, attempt=attempt, tail=tail)
+    return PlainTextResponse(text)
