@@ -165,6 +165,18 @@ def cancel(ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="ID
 
 @app.command()
 @_reports_errors
+def logs(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID")],
+    tail: Annotated[int | None, typer.Option(min=1, help="Only the last N lines.")] = None,
+    attempt: Annotated[int | None, typer.Option(min=1, help="Only this attempt's log.")] = None,
+) -> None:
+    """Print a job's training log (every attempt, in order)."""
+    typer.echo(_client(ctx).logs(job_id, tail=tail, attempt=attempt), nl=False)
+
+
+@app.command()
+@_reports_errors
 def download(
     ctx: typer.Context,
     job_id: Annotated[str, typer.Argument(metavar="ID")],

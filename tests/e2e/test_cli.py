@@ -1,4 +1,4 @@
-"""The `trainq` command against a live API with a real worker, and one with API keys and no worker."""
+"""The `trainq` command (and the client under it) against a live API with a real worker, and one with API keys and no worker."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from tests.e2e.conftest import Service
 from tests.support.cli import failed_with, running_service, trainq
 from tests.support.polling import wait_for
+from trainq import Client
 
 KEY = "cli-test-key-0123456789abcdef"
 DIGITS: dict[str, Any] = {"dataset": "digits", "epochs": 3, "batch_size": 64}
@@ -61,8 +62,8 @@ def test_a_job_submitted_with_flags_is_watched_until_it_succeeds(live: Service) 
     watched = trainq(live, "watch", job_id)
     assert watched.exit_code == 0, watched.output
     lines = watched.stdout.splitlines()
-    assert lines[0].split()[:3] == ["epoch", "train", "loss"]
-    assert [line.split()[0] for line in lines[1:3]] == ["1", "2"]
+    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["epoch", "train", "loss"])
+    assert [line.split()[0] for line in lines[header + 1 : header + 3]] == ["1", "2"]
     assert f"{job_id} succeeded after 2 epochs" in watched.stdout
 
 
@@ -203,6 +204,32 @@ def test_a_download_that_does_not_match_its_sha256_fails_and_keeps_nothing(
     result = trainq(live, "download", finished_job["id"], "best", "-o", str(tmp_path / "model.pt"))
     failed_with(result, "sha256 mismatch", "run the download again")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_client_reads_metrics_and_logs_and_downloads_with_progress(
+    live: Service, finished_job: dict, tmp_path: Path
+) -> None:
+    job_id = finished_job["id"]
+    with Client(str(live.http.base_url)) as client:
+        assert [row["epoch"] for row in client.metrics(job_id, after_epoch=2)] == [3]
+        assert client.logs(job_id)
+        assert len(client.logs(job_id, tail=2).splitlines()) == 2
+        latest = client.checkpoint(job_id, "latest")
+        assert client.checkpoint(job_id, latest["epoch"]) == latest
+
+        (tmp_path / "model.pt.part").write_bytes(b"stale bytes from some other download")
+        seen: list[tuple[int, int]] = []
+        result = client.download_checkpoint(
+            job_id, "latest", tmp_path / "model.pt", progress=lambda *at: seen.append(at), resume=False
+        )
+    assert (result.path, result.epoch, result.resumed_from_bytes) == (tmp_path / "model.pt", 3, 0)
+    assert result.transferred_bytes == result.size_bytes == latest["size_bytes"]
+    assert hashlib.sha256(result.path.read_bytes()).hexdigest() == result.sha256 == latest["sha256"]
+    assert seen[0] == (0, latest["size_bytes"]) and seen[-1] == (latest["size_bytes"], latest["size_bytes"])
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    printed = trainq(live, "logs", job_id, "--tail", "1")
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout == live.http.get(f"/jobs/{job_id}/logs", params={"tail": 1}).text
 
 
 def test_the_installed_trainq_command_runs(live: Service, finished_job: dict) -> None:
