@@ -156,8 +156,10 @@ class Client:
         The bytes go to `<path>.part` first; with `resume`, an existing `.part` is continued with a Range
         request instead of starting over. `progress(done_bytes, total_bytes)` is called as bytes arrive.
         """
-        entry = self.checkpoint(job_id, ref)
         target = Path(path) if path is not None else Path.cwd()
+        if not target.is_dir() and not target.parent.is_dir():
+            raise TrainqError(f"cannot save to {target}: the folder {target.parent} does not exist")
+        entry = self.checkpoint(job_id, ref)
         if path is None or target.is_dir():
             head = self._request("HEAD", entry["url"])
             target = target / _attachment_name(head.headers.get("content-disposition"), job_id, entry)

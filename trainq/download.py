@@ -80,6 +80,8 @@ def fetch_checkpoint(
                     f"the download was interrupted after {kept + transferred} of {size} bytes ({exc}); "
                     f"run it again to resume from {part}"
                 ) from exc
+            except OSError as exc:
+                raise TrainqError(f"cannot write {part}: {exc.strerror or exc}") from exc
     actual = hasher.hexdigest()
     if actual != expected:
         part.unlink(missing_ok=True)
