@@ -40,6 +40,11 @@ def test_unknown_jobs_and_checkpoints_are_not_found(keyed: Service) -> None:
     failed_with(
         trainq(keyed, "download", queued, "first", api_key=KEY), "'latest', 'best' or an epoch number"
     )
+    missing = "/nonexistent-folder/model.pt"
+    failed_with(
+        trainq(keyed, "download", queued, "-o", missing, api_key=KEY),
+        "cannot save to /nonexistent-folder/model.pt: the folder /nonexistent-folder does not exist",
+    )
 
 
 def test_rejected_fields_are_listed_by_their_path(keyed: Service) -> None:
