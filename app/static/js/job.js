@@ -81,6 +81,11 @@ export async function showJob(container, jobId, signal) {
   const summary = h("dl", { class: "summary" });
   const problem = h("div", { class: "error-box", "data-testid": "job-error", hidden: true });
   const streamState = h("span", { class: "stream-state", "data-testid": "stream-state" });
+  const checkpointHead = h(
+    "thead",
+    {},
+    h("tr", {}, ...["Epoch", "", "Size", "sha256", ""].map((title) => h("th", { text: title }))),
+  );
   const checkpoints = h("tbody");
   const log = h("pre", { class: "log", "data-testid": "job-log" });
   const hyperparameters = h(
@@ -111,22 +116,17 @@ export async function showJob(container, jobId, signal) {
       { class: "columns" },
       h(
         "div",
-        { class: "panel" },
-        h("h3", { text: "Checkpoints" }),
+        { class: "stack" },
         h(
-          "table",
-          { class: "checkpoints", "data-testid": "checkpoints" },
-          h(
-            "thead",
-            {},
-            h("tr", {}, ...["Epoch", "", "Size", "sha256", ""].map((t) => h("th", { text: t }))),
-          ),
-          checkpoints,
+          "div",
+          { class: "panel" },
+          h("h3", { text: "Checkpoints" }),
+          h("table", { class: "checkpoints", "data-testid": "checkpoints" }, checkpointHead, checkpoints),
         ),
+        h("div", { class: "panel" }, h("h3", { text: "Log" }), log),
       ),
       h("div", { class: "panel" }, h("h3", { text: "Hyperparameters" }), hyperparameters),
     ),
-    h("section", { class: "panel" }, h("h3", { text: "Log" }), log),
   );
 
   function showError(message) {
@@ -173,10 +173,11 @@ export async function showJob(container, jobId, signal) {
     log.scrollTop = log.scrollHeight;
   }
 
-  // Re-read for what events do not carry: the current checkpoint list, runtime, the end time.
-  async function reload() {
+  // Re-read for what events do not carry: the current checkpoint list, runtime, the end time. The
+  // curves take their rows from the stream, one epoch at a time, unless the stream is down.
+  async function reload({ withMetrics = false } = {}) {
     const fresh = await json(`/jobs/${encodeURIComponent(jobId)}`, { signal });
-    for (const row of fresh.metrics) metrics.set(row.epoch, row);
+    if (withMetrics) for (const row of fresh.metrics) metrics.set(row.epoch, row);
     job = fresh;
     render();
   }
@@ -191,7 +192,7 @@ export async function showJob(container, jobId, signal) {
     cancel.disabled = true;
     quietly(
       json(`/jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST", signal })
-        .then(reload)
+        .then(() => reload())
         .finally(() => {
           cancel.disabled = false;
         }),
@@ -238,7 +239,7 @@ export async function showJob(container, jobId, signal) {
     onError: (message, status) => {
       streamState.textContent = message;
       // While the stream is down the page still shows where the job stands.
-      if (status === 0) quietly(reload());
+      if (status === 0) quietly(reload({ withMetrics: true }));
     },
   });
 }

@@ -1,0 +1,223 @@
+"""The dashboard in a real browser (Debian's chromium) against a live API and a real worker."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from tests.e2e.conftest import TEST_LEASE_SECONDS, Service
+from tests.support.processes import service_env, start_api
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+EPOCHS = 4
+TRAINING_TIMEOUT_MS = 120_000
+KEY = "alice-browser-key-0123456789"
+# What the page saw, in order: the loss chart's point count and the status badge after each change.
+# Recorded by the browser itself, so no state the page passed through is missed between two polls.
+RECORD_CHANGES = """() => {
+  const chart = document.querySelector('[data-testid="loss-chart"]');
+  const status = document.querySelector('[data-testid="job-status"]');
+  window.seen = [];
+  let shown = status.textContent;
+  // One observer keeps the records of both elements in the order the changes happened.
+  const observer = new MutationObserver((records) => {
+    const counts = records.filter((record) => record.target === chart);
+    for (const record of records) {
+      if (record.target === status) {
+        if (record.addedNodes.length > 0) shown = record.addedNodes[0].textContent;
+        continue;
+      }
+      const next = counts[counts.indexOf(record) + 1];
+      const points = Number(next ? next.oldValue : chart.dataset.points);
+      if (points !== Number(record.oldValue)) window.seen.push({ points, status: shown });
+    }
+  });
+  observer.observe(chart, { attributes: true, attributeFilter: ["data-points"], attributeOldValue: true });
+  observer.observe(status, { childList: true });
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), "the browser tests drive Debian's chromium: apt-get install chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def keyed_service(tmp_path: Path) -> Iterator[Service]:
+    env = service_env(tmp_path, TRAINQ_LEASE_SECONDS=TEST_LEASE_SECONDS, TRAINQ_API_KEYS=f"alice:{KEY}")
+    api, base_url = start_api(tmp_path, env, tmp_path)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with httpx.Client(base_url=base_url, timeout=10, headers=headers) as http:
+        running = Service(state_dir=tmp_path, env=env, http=http)
+        try:
+            yield running
+        finally:
+            for worker in running.workers:
+                worker.stop()
+            api.stop()
+
+
+def watch_for_problems(page: Page) -> list[str]:
+    """Uncaught errors and console errors, such as a refused script; failed requests the page expects
+    (a 422 from a dry run, a 401 before the key) are the API's answers, not the page's problems."""
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return problems
+
+
+def submit_from_form(page: Page, name: str, epochs: int) -> str:
+    """Fill the form, see the server's dry-run errors for bad values, fix them and submit."""
+    page.get_by_test_id("field-name").fill(name)
+    page.get_by_test_id("field-dataset").select_option("digits")
+    page.get_by_test_id("field-lr_scheduler").select_option("step")
+    expect(page.get_by_test_id("form-errors")).to_contain_text("lr_scheduler 'step' needs step_size")
+    page.get_by_test_id("field-lr_scheduler").select_option("none")
+    expect(page.get_by_test_id("form-errors")).to_be_empty()
+
+    epochs_field = page.get_by_test_id("field-epochs")
+    epochs_field.fill("0")
+    epochs_field.press("Tab")
+    expect(page.get_by_test_id("error-epochs")).to_have_text("Input should be greater than or equal to 1")
+    expect(epochs_field).to_have_attribute("aria-invalid", "true")
+    epochs_field.fill(str(epochs))
+    epochs_field.press("Tab")
+    expect(page.get_by_test_id("error-epochs")).to_be_empty()
+    expect(epochs_field).not_to_have_attribute("aria-invalid", "true")
+
+    page.get_by_test_id("submit-job").click()
+    expect(page).to_have_url(re.compile(r"#/jobs/[0-9a-f]{32}$"))
+    return page.url.rsplit("/", 1)[1]
+
+
+def download_best_checkpoint(page: Page, job: dict) -> None:
+    best = next(c for c in job["checkpoints"] if c["is_best"])
+    row = page.locator(f'[data-testid="checkpoint-row"][data-epoch="{best["epoch"]}"]')
+    with page.expect_download() as download:
+        row.get_by_test_id("checkpoint-download").click()
+    assert download.value.suggested_filename.endswith(f"-epoch{best['epoch']}-best.pt")
+    assert hashlib.sha256(download.value.path().read_bytes()).hexdigest() == best["sha256"]
+
+
+def save_screenshot(page: Page, tmp_path: Path) -> None:
+    page.screenshot(path=tmp_path / "dashboard.png")
+    if target := os.environ.get("TRAINQ_SCREENSHOT"):
+        page.screenshot(path=target)
+
+
+def test_a_job_submitted_in_the_browser_draws_its_curves_live_and_ends_with_checkpoints_and_logs(
+    service: Service, page: Page, tmp_path: Path
+) -> None:
+    problems = watch_for_problems(page)
+    page.goto(str(service.http.base_url))
+    expect(page.get_by_test_id("jobs-notice")).to_have_text("No jobs yet: submit one with the form.")
+
+    name = "digits from the browser"
+    job_id = submit_from_form(page, name, EPOCHS)
+    status = page.get_by_test_id("job-status")
+    loss = page.get_by_test_id("loss-chart")
+    # No worker yet: the page is open on a queued job and listening, so all it shows next arrives live.
+    expect(page.get_by_test_id("job-title")).to_have_text(name)
+    expect(status).to_have_text("queued")
+    expect(page.get_by_test_id("stream-state")).to_have_text("live")
+    expect(loss).to_have_attribute("data-points", "0")
+    page.evaluate(RECORD_CHANGES)
+    service.start_worker()
+
+    expect(status).to_have_text("succeeded", timeout=TRAINING_TIMEOUT_MS)
+    for chart in ("loss-chart", "accuracy-chart", "lr-chart"):
+        expect(page.get_by_test_id(chart)).to_have_attribute("data-points", str(EPOCHS))
+    seen = page.evaluate("window.seen")
+    counts = [change["points"] for change in seen]
+    assert counts[0] >= 1 and seen[0]["status"] == "running", seen
+    assert counts == sorted(set(counts)) and counts[-1] == EPOCHS and len(counts) >= 2, seen
+
+    job = service.job(job_id)
+    best_accuracy = max(row["val_accuracy"] for row in job["metrics"])
+    expect(page.get_by_test_id("best-val-accuracy")).to_contain_text(f"{best_accuracy * 100:.1f}%")
+    expect(page.get_by_test_id("job-epochs")).to_have_text(f"{EPOCHS} / {EPOCHS}")
+    expect(page.get_by_test_id("cancel-job")).to_be_hidden()
+    expect(page.get_by_test_id("checkpoint-sha256")).to_have_text([c["sha256"] for c in job["checkpoints"]])
+    download_best_checkpoint(page, job)
+    log = service.http.get(f"/jobs/{job_id}/logs").text.splitlines()
+    expect(page.get_by_test_id("job-log")).to_contain_text(log[-1])
+    shown = (page.get_by_test_id("job-log").text_content() or "").splitlines()
+    assert shown == log[: len(shown)] and len(shown) >= EPOCHS
+    save_screenshot(page, tmp_path)
+
+    page.get_by_test_id("back-to-jobs").click()
+    row = page.locator(f'[data-testid="job-row"][data-job-id="{job_id}"]')
+    expect(row.get_by_test_id("job-name")).to_have_text(name)
+    expect(row.get_by_test_id("status-badge")).to_have_text("succeeded")
+    expect(row.get_by_test_id("job-epochs")).to_have_text(f"{EPOCHS}/{EPOCHS}")
+    assert problems == []
+
+
+def test_with_keys_on_the_dashboard_asks_for_a_key_then_works_with_it(
+    keyed_service: Service, page: Page
+) -> None:
+    keyed_service.start_worker()
+    page.goto(str(keyed_service.http.base_url))
+    prompt = page.get_by_test_id("key-prompt")
+    expect(prompt).to_be_visible()
+    expect(page.get_by_test_id("key-message")).to_contain_text("an API key is required")
+
+    page.get_by_test_id("key-input").fill("not-the-key-0123456789")
+    page.get_by_test_id("key-submit").click()
+    expect(page.get_by_test_id("key-message")).to_have_text("the API key is not valid")
+    page.get_by_test_id("key-input").fill(KEY)
+    page.get_by_test_id("key-submit").click()
+    expect(prompt).to_be_hidden()
+    expect(page.get_by_test_id("jobs-notice")).to_have_text("No jobs yet: submit one with the form.")
+    assert page.evaluate("Object.values(sessionStorage)") == [KEY]
+    assert page.evaluate("localStorage.length") == 0
+    assert page.context.cookies() == []
+
+    name = "digits <b>behind</b> a key"
+    job_id = submit_from_form(page, name, 2)
+    # A name is user input: shown as text, never parsed as markup.
+    expect(page.get_by_test_id("job-title")).to_have_text(name)
+    expect(page.locator('[data-testid="job-title"] b')).to_have_count(0)
+    expect(page.get_by_test_id("job-status")).to_have_text("succeeded", timeout=TRAINING_TIMEOUT_MS)
+    expect(page.get_by_test_id("loss-chart")).to_have_attribute("data-points", "2")
+    job = keyed_service.job(job_id)
+    expect(page.get_by_test_id("checkpoint-row")).to_have_count(len(job["checkpoints"]))
+    download_best_checkpoint(page, job)
+
+    page.get_by_test_id("forget-key").click()
+    expect(prompt).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
