@@ -21,6 +21,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY README.md ./
 COPY app ./app
 COPY worker ./worker
+COPY trainq ./trainq
 RUN pip install --no-deps .
 
 FROM python:${PYTHON_VERSION}-slim-bookworm
@@ -30,6 +31,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     TRAINQ_ARTIFACTS_DIR=/var/lib/trainq/artifacts \
     TRAINQ_DATA_DIR=/data \
     TORCH_HOME=/var/lib/trainq/torch
+# A C compiler: torch.compile (compile: true) builds its kernels with it, on GPUs too (Triton).
+# Not pinned: bookworm's security updates replace the exact version, which would break the build.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++ \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 1000 trainq \
     && mkdir -p /var/lib/trainq /data \
     && chown trainq:trainq /var/lib/trainq /data

@@ -111,6 +111,16 @@ class Hyperparameters(BaseModel):
     # execution
     amp: Literal["off", "bf16", "fp16"] = "off"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: StrictBool = Field(
+        default=False, description="torch.compile the model: a slower start, faster steps (mostly on GPUs)."
+    )
+    channels_last: StrictBool | None = Field(
+        default=None,
+        description="channels_last memory format for convolutional models; default: on CUDA only.",
+    )
+    deterministic: StrictBool = Field(
+        default=False, description="Deterministic kernels only; turns off cudnn.benchmark's autotuning."
+    )
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     checkpoint_every: int = Field(default=1, ge=1, le=1000)
 

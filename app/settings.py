@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         default=60.0, gt=0, description="How long a claim holds without a heartbeat."
     )
-    poll_interval_seconds: float = Field(default=0.5, gt=0, le=60, description="Idle worker's queue poll.")
+    poll_interval_seconds: float = Field(
+        default=0.1, gt=0, le=60, description="How often an idle worker looks for a job (a read-only query)."
+    )
     api_keys: SecretStr | None = Field(default=None, description="Comma-separated owner:key pairs.")
     api_keys_file: Path | None = Field(default=None, description="A file of owner:key lines.")
     allow_anonymous: bool = Field(default=False, description="Serve without keys on a non-loopback address.")

@@ -126,6 +126,7 @@ def test_the_build_context_holds_only_the_code() -> None:
         "README.md",
         "app",
         "worker",
+        "trainq",
         "bench/gpu_check.py",
         "bench/live_service.py",
     }

@@ -52,14 +52,17 @@ class Worker:
                 # Any worker takes back jobs whose worker died; a quarter lease is soon enough.
                 queue.requeue_expired(self._engine)
                 next_reap = time.monotonic() + self._settings.lease_seconds / 4
-            lease = queue.claim(
-                self._engine, worker_id=self.worker_id, lease_seconds=self._settings.lease_seconds
-            )
-            if lease is None:
+            # Idle polls only read; a claim (a write transaction) is tried only when a job waits.
+            if not queue.has_queued(self._engine):
                 if burst:
                     break
                 self._stop.wait(self._settings.poll_interval_seconds)
                 continue
+            lease = queue.claim(
+                self._engine, worker_id=self.worker_id, lease_seconds=self._settings.lease_seconds
+            )
+            if lease is None:
+                continue  # another worker claimed it first
             JobSupervisor(
                 engine=self._engine, settings=self._settings, lease=lease, stop=self._stop, mp=self._mp
             ).run()

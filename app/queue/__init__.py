@@ -2,7 +2,7 @@
 
 Routes and workers both call these named operations:
 - submission: submit (idempotent), cancel;
-- leases: claim, requeue_expired, holds, heartbeat, and the ends of an attempt:
+- leases: has_queued, claim, requeue_expired, holds, heartbeat, and the ends of an attempt:
   succeed, fail (retried while attempts remain, for machine failures), release;
 - records: what a running job reports (start, progress, epochs, checkpoints).
 """
@@ -12,6 +12,7 @@ from .leases import (
     Lease,
     claim,
     fail,
+    has_queued,
     heartbeat,
     holds,
     release,
@@ -30,6 +31,7 @@ __all__ = [
     "cancel",
     "claim",
     "fail",
+    "has_queued",
     "heartbeat",
     "holds",
     "record_checkpoint",

@@ -41,6 +41,12 @@ class Lease:
     max_runtime_seconds: float | None
 
 
+def has_queued(engine: Engine) -> bool:
+    """Whether any job waits: a read that takes no lock, for idle workers to poll often."""
+    with read_session(engine) as session:
+        return session.exec(select(Job.id).where(Job.status == JobStatus.queued).limit(1)).first() is not None
+
+
 def claim(engine: Engine, *, worker_id: str, lease_seconds: float) -> Lease | None:
     """Take the oldest queued job, or return None when the queue is empty."""
     with write_session(engine) as session:
@@ -88,6 +94,9 @@ def requeue_expired(engine: Engine) -> int:
     now = utcnow()
     expired = (col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now)
     message = "the worker running this job stopped renewing its lease (it crashed, was killed or lost its connection)"
+    with read_session(engine) as session:
+        if session.exec(select(Job.id).where(*expired).limit(1)).first() is None:
+            return 0  # the usual case, answered without taking the write lock
     with write_session(engine) as session:
         taken_back = session.exec(select(Job).where(*expired)).all()
         for job in taken_back:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import col, select
 
 from app import queue
@@ -165,3 +165,22 @@ def test_concurrent_claimers_share_one_sqlite_file_without_duplicates_or_lock_er
     with read_session(engine) as session:
         jobs = session.exec(select(Job)).all()
     assert all(job.status == JobStatus.succeeded and job.attempts == 1 for job in jobs)
+
+
+def test_idle_polls_read_without_taking_the_write_lock(engine: Engine) -> None:
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert not queue.has_queued(engine)
+        assert queue.requeue_expired(engine) == 0
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert statements and not any(s.startswith("BEGIN IMMEDIATE") for s in statements)
+    submit_job(engine)
+    assert queue.has_queued(engine)
+    assert claim(engine) is not None
+    assert not queue.has_queued(engine)

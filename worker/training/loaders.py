@@ -29,6 +29,8 @@ class Loader(Protocol):
     def set_epoch(self, epoch: int, *, start_batch: int = 0) -> None:
         """Serve `epoch`'s order from now on, starting at batch `start_batch`."""
 
+    memory_format: torch.memory_format  # of the image batches served (channels_last for CUDA conv nets)
+
 
 def epoch_order(num_samples: int, seed: int, epoch: int) -> Tensor:
     # Drawn on the CPU from a fresh generator: the same on every device and in every process,
@@ -73,6 +75,7 @@ class TensorLoader:
         self.resize_to = resize_to
         self.epoch = 0
         self.start_batch = 0
+        self.memory_format = torch.contiguous_format
         self._samples = _usable_samples(len(labels), batch_size, shuffle)
 
     def set_epoch(self, epoch: int, *, start_batch: int = 0) -> None:
@@ -100,7 +103,7 @@ class TensorLoader:
         size = self.resize_to
         if size is not None and images.shape[-2:] != (size, size):
             images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
-        return images
+        return images.contiguous(memory_format=self.memory_format)
 
 
 class EpochSampler(Sampler[int]):
@@ -153,6 +156,7 @@ class DeviceLoader:
         # random stream, which a run resumed mid-epoch could not reproduce.
         self.generator = torch.Generator().manual_seed(seed)
         self.pin_memory = device.type == "cuda"
+        self.memory_format = torch.contiguous_format
         self.loader: DataLoader[Batch] = DataLoader(
             dataset,
             batch_size=batch_size,
@@ -175,6 +179,6 @@ class DeviceLoader:
     def __iter__(self) -> Iterator[Batch]:
         for images, labels in self.loader:
             yield (
-                images.to(self.device, non_blocking=self.pin_memory),
+                images.to(self.device, non_blocking=self.pin_memory, memory_format=self.memory_format),
                 labels.to(self.device, non_blocking=self.pin_memory),
             )

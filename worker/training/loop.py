@@ -49,8 +49,13 @@ class _BatchHook:
     total_batches: int
     epoch: int = 0
     stop_seen: bool = False
+    first_batch_logged: bool = False
 
     def __call__(self, done: int) -> bool:
+        if not self.first_batch_logged:
+            # Wall-clock time, so that start-up cost can be measured against the claim (bench/start_cost.py).
+            logger.info("first training batch done at unix time %.3f", time.time())
+            self.first_batch_logged = True
         done_before = (self.epoch - 1) * self.batches_per_epoch
         self.callbacks.on_progress(self.epoch, (done_before + done) / self.total_batches)
         self.stop_seen = self.stop_seen or self.should_stop()

@@ -54,6 +54,20 @@ def make_grad_scaler(device: torch.device, precision: Precision) -> torch.amp.Gr
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
+def configure_kernels(hp: Hyperparameters, device: torch.device) -> None:
+    """cuDNN picks the fastest convolution algorithms for the run's shapes, unless the job wants
+    the same result every run; then only deterministic kernels (a warning where none exists)."""
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not hp.deterministic
+    torch.backends.cudnn.deterministic = hp.deterministic
+    torch.use_deterministic_algorithms(hp.deterministic, warn_only=True)
+
+
+def uses_channels_last(hp: Hyperparameters, device: torch.device, model: torch.nn.Module) -> bool:
+    """channels_last speeds up convolutions on CUDA (tensor cores want NHWC); MLPs gain nothing."""
+    wanted = hp.channels_last if hp.channels_last is not None else device.type == "cuda"
+    return wanted and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

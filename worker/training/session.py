@@ -31,11 +31,13 @@ from .runtime import (
     Precision,
     autocast_factory,
     capture_rng_state,
+    configure_kernels,
     make_grad_scaler,
     resolve_device,
     resolve_precision,
     restore_rng_state,
     seed_everything,
+    uses_channels_last,
 )
 
 logger = logging.getLogger(__name__)
@@ -121,7 +123,14 @@ def start_session(hp: Hyperparameters, *, data_dir: Path, resume_from: Path | No
     else:
         # The checkpoint replaces every weight, so pretrained files are not needed again.
         model = build_architecture(hp.model, data.num_classes, data.in_channels, data.image_size)
+    configure_kernels(hp, device)
     model = model.to(device)
+    if uses_channels_last(hp, device, model):
+        model = model.to(memory_format=torch.channels_last)
+        data.train.memory_format = data.val.memory_format = torch.channels_last
+    if hp.compile:
+        # In place, so that state_dict keys stay those of the plain model (checkpoints load anywhere).
+        model.compile()
     optimizer = build_optimizer(hp, model.parameters())
     mode: Mode = "min" if hp.monitor == "val_loss" else "max"
     session = Session(
@@ -152,5 +161,13 @@ def start_session(hp: Hyperparameters, *, data_dir: Path, resume_from: Path | No
             session.start_epoch,
             0 if progress is None else progress.batches_done,
         )
-    logger.info("training %s on %s (%s) from epoch %d", hp.model, device, precision, session.start_epoch)
+    logger.info(
+        "training %s on %s (%s%s%s) from epoch %d",
+        hp.model,
+        device,
+        precision,
+        ", channels_last" if data.train.memory_format == torch.channels_last else "",
+        ", compiled" if hp.compile else "",
+        session.start_epoch,
+    )
     return session
