@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
 from tests.e2e.conftest import TEST_LEASE_SECONDS, Service
 from tests.support.processes import service_env, start_api
@@ -221,3 +221,58 @@ def test_with_keys_on_the_dashboard_asks_for_a_key_then_works_with_it(
     page.get_by_test_id("forget-key").click()
     expect(prompt).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_after_a_dropped_stream_the_page_resumes_after_the_last_event_it_saw(
+    service: Service, page: Page
+) -> None:
+    service.start_worker()
+    job_id = service.submit("resumed stream", dataset="digits", epochs=3)
+    service.wait_until_final(job_id)
+    sent_ids: list[str | None] = []
+    complete_ids: list[str] = []
+
+    def drop_the_first_stream(route: Route) -> None:
+        sent_ids.append(route.request.headers.get("last-event-id"))
+        if len(sent_ids) > 1:
+            route.continue_()
+            return
+        # The real replay, cut in the middle of the second epoch's event.
+        body = route.fetch().text()
+        second_epoch = body.index("event: epoch", body.index("event: epoch") + 1)
+        cut = body.rindex("\r\n\r\n", 0, second_epoch) + 4
+        complete_ids.extend(re.findall(r"^id: (\S+)", body[:cut], flags=re.MULTILINE))
+        route.fulfill(status=200, content_type="text/event-stream", body=body[: cut + 12])
+
+    page.route("**/jobs/*/events", drop_the_first_stream)
+    page.goto(f"{service.http.base_url}/#/jobs/{job_id}")
+    expect(page.get_by_test_id("job-status")).to_have_text("succeeded")
+    expect(page.get_by_test_id("stream-state")).to_have_text("")
+    expect(page.get_by_test_id("loss-chart")).to_have_attribute("data-points", "3")
+    assert len(complete_ids) >= 3
+    assert sent_ids == [None, complete_ids[-1]]
+
+
+def test_the_page_reads_server_sent_events_however_the_bytes_are_split(service: Service, page: Page) -> None:
+    stream = (
+        'id: 1.0\r\nevent: status\r\ndata: {"status": "running"}\r\n\r\n'
+        ": ping\r\n\r\n"
+        "event: log\r\ndata: line one\r\ndata:line two\r\n\r\n"
+        "id: 2.40\nevent: end\ndata: {}\n\n"
+        "event: epoch\r\ndata: cut off"
+    )
+    expected = [
+        {"type": "status", "data": '{"status": "running"}', "id": "1.0"},
+        {"type": "log", "data": "line one\nline two", "id": None},
+        {"type": "end", "data": "{}", "id": "2.40"},
+    ]
+    page.goto(str(service.http.base_url))
+    parse = """async (chunks) => {
+      const { sseParser } = await import("/ui/js/events.js");
+      const events = [];
+      const feed = sseParser((event) => events.push(event));
+      for (const chunk of chunks) feed(chunk);
+      return events;
+    }"""
+    assert page.evaluate(parse, [stream]) == expected
+    assert page.evaluate(parse, list(stream)) == expected

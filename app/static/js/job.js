@@ -1,38 +1,12 @@
 // One job's page: first painted from GET /jobs/{id}, then kept live by its event stream.
-import { ApiError, AuthRequired, download, json, text } from "./api.js";
-import { LineChart, formatPercent } from "./charts.js";
-import { age, bytes, duration, h, percent, progressBar, setProgress, statusBadge } from "./dom.js";
+import { ApiError, AuthRequired, json, text } from "./api.js";
+import { age, duration, h, percent, progressBar, setProgress, statusBadge } from "./dom.js";
 import { followEvents } from "./events.js";
+import { checkpointHead, checkpointRow, field, hyperparameterList, jobCharts } from "./panels.js";
 
 const LOG_TAIL_LINES = 200;
 const MAX_LOG_LINES = 2000;
 const ACTIVE = new Set(["queued", "running"]);
-
-function field(label, value, testId) {
-  const element = h("dd", { "data-testid": testId });
-  if (value instanceof Node) element.append(value);
-  else element.textContent = value;
-  return [h("dt", { text: label }), element];
-}
-
-function checkpointRow(checkpoint, onError) {
-  const save = h("button", {
-    type: "button",
-    class: "link",
-    "data-testid": "checkpoint-download",
-    text: "download",
-    onclick: () => download(checkpoint.url).catch((error) => onError(error)),
-  });
-  return h(
-    "tr",
-    { "data-testid": "checkpoint-row", "data-epoch": checkpoint.epoch },
-    h("td", { class: "num", text: String(checkpoint.epoch) }),
-    h("td", {}, checkpoint.is_best ? h("span", { class: "tag", text: "best" }) : null),
-    h("td", { class: "num", text: bytes(checkpoint.size_bytes) }),
-    h("td", {}, h("code", { class: "sha", "data-testid": "checkpoint-sha256", text: checkpoint.sha256 })),
-    h("td", {}, save),
-  );
-}
 
 export async function showJob(container, jobId, signal) {
   let job;
@@ -44,32 +18,7 @@ export async function showJob(container, jobId, signal) {
     return;
   }
   const metrics = new Map(job.metrics.map((row) => [row.epoch, row]));
-  const charts = [
-    new LineChart({
-      title: "Loss",
-      testId: "loss-chart",
-      series: [
-        { key: "train_loss", label: "train", className: "series-train" },
-        { key: "val_loss", label: "validation", className: "series-val" },
-      ],
-    }),
-    new LineChart({
-      title: "Accuracy",
-      testId: "accuracy-chart",
-      format: formatPercent,
-      yMin: 0,
-      yMax: 1,
-      series: [
-        { key: "train_accuracy", label: "train", className: "series-train" },
-        { key: "val_accuracy", label: "validation", className: "series-val" },
-      ],
-    }),
-    new LineChart({
-      title: "Learning rate",
-      testId: "lr-chart",
-      series: [{ key: "learning_rate", label: "learning rate", className: "series-lr" }],
-    }),
-  ];
+  const charts = jobCharts();
   const status = h("span", { "data-testid": "job-status" });
   const cancel = h("button", {
     type: "button",
@@ -81,20 +30,9 @@ export async function showJob(container, jobId, signal) {
   const summary = h("dl", { class: "summary" });
   const problem = h("div", { class: "error-box", "data-testid": "job-error", hidden: true });
   const streamState = h("span", { class: "stream-state", "data-testid": "stream-state" });
-  const checkpointHead = h(
-    "thead",
-    {},
-    h("tr", {}, ...["Epoch", "", "Size", "sha256", ""].map((title) => h("th", { text: title }))),
-  );
   const checkpoints = h("tbody");
   const log = h("pre", { class: "log", "data-testid": "job-log" });
-  const hyperparameters = h(
-    "dl",
-    { class: "hyperparameters", "data-testid": "hyperparameters" },
-    ...Object.entries(job.hyperparameters).flatMap(([name, value]) =>
-      field(name, value === null ? "–" : String(value), `hp-${name}`),
-    ),
-  );
+  const hyperparameters = hyperparameterList(job.hyperparameters);
 
   container.replaceChildren(
     h(
@@ -121,7 +59,7 @@ export async function showJob(container, jobId, signal) {
           "div",
           { class: "panel" },
           h("h3", { text: "Checkpoints" }),
-          h("table", { class: "checkpoints", "data-testid": "checkpoints" }, checkpointHead, checkpoints),
+          h("table", { class: "checkpoints", "data-testid": "checkpoints" }, checkpointHead(), checkpoints),
         ),
         h("div", { class: "panel" }, h("h3", { text: "Log" }), log),
       ),
@@ -173,30 +111,57 @@ export async function showJob(container, jobId, signal) {
     log.scrollTop = log.scrollHeight;
   }
 
-  // Re-read for what events do not carry: the current checkpoint list, runtime, the end time. The
-  // curves take their rows from the stream, one epoch at a time, unless the stream is down.
-  async function reload({ withMetrics = false } = {}) {
-    const fresh = await json(`/jobs/${encodeURIComponent(jobId)}`, { signal });
-    if (withMetrics) for (const row of fresh.metrics) metrics.set(row.epoch, row);
-    job = fresh;
-    render();
+  function report(error) {
+    if (!(error instanceof AuthRequired) && !signal.aborted) showError(error.message);
   }
 
-  function quietly(promise) {
-    promise.catch((error) => {
-      if (!(error instanceof AuthRequired) && !signal.aborted) showError(error.message);
+  // Events come in bursts (a replay is one): one render per burst, not one per event.
+  let renderQueued = false;
+  function scheduleRender() {
+    if (renderQueued) return;
+    renderQueued = true;
+    queueMicrotask(() => {
+      renderQueued = false;
+      render();
     });
+  }
+
+  // Re-read for what events do not carry: the current checkpoint list, runtime, the end time. The
+  // curves take their rows from the stream, one epoch at a time, unless the stream is down.
+  let live = false;
+  async function reload() {
+    const fresh = await json(`/jobs/${encodeURIComponent(jobId)}`, { signal });
+    if (!live) for (const row of fresh.metrics) metrics.set(row.epoch, row);
+    job = fresh;
+    scheduleRender();
+  }
+
+  // At most one reload in flight, and one more after it when asked meanwhile.
+  let reloading = null;
+  let reloadAgain = false;
+  function refresh() {
+    if (reloading !== null) {
+      reloadAgain = true;
+      return;
+    }
+    reloading = reload()
+      .catch(report)
+      .finally(() => {
+        reloading = null;
+        if (reloadAgain) {
+          reloadAgain = false;
+          refresh();
+        }
+      });
   }
 
   cancel.addEventListener("click", () => {
     cancel.disabled = true;
-    quietly(
-      json(`/jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST", signal })
-        .then(() => reload())
-        .finally(() => {
-          cancel.disabled = false;
-        }),
-    );
+    json(`/jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST", signal })
+      .then(refresh, report)
+      .finally(() => {
+        cancel.disabled = false;
+      });
   });
 
   const handlers = {
@@ -210,11 +175,11 @@ export async function showJob(container, jobId, signal) {
     progress: (data) => {
       Object.assign(job, { current_epoch: data.epoch, progress: data.progress });
     },
-    checkpoint: () => quietly(reload()),
+    checkpoint: refresh,
     log: (data) => appendLog(data.lines),
     end: (data) => {
       job.status = data.status;
-      quietly(reload());
+      refresh();
     },
   };
 
@@ -229,17 +194,19 @@ export async function showJob(container, jobId, signal) {
   streamState.textContent = "connecting…";
   await followEvents(jobId, signal, {
     onConnect: () => {
+      live = true;
       streamState.textContent = "live";
     },
     onEvent: (type, data) => {
       handlers[type]?.(data);
-      render();
+      scheduleRender();
       if (type === "end") streamState.textContent = "";
     },
     onError: (message, status) => {
+      live = false;
       streamState.textContent = message;
       // While the stream is down the page still shows where the job stands.
-      if (status === 0) quietly(reload({ withMetrics: true }));
+      if (status === 0) refresh();
     },
   });
 }
