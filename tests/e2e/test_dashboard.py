@@ -268,3 +268,25 @@ def test_the_page_reads_server_sent_events_however_the_bytes_are_split(service: 
     }"""
     assert page.evaluate(parse, [stream]) == expected
     assert page.evaluate(parse, list(stream)) == expected
+
+
+def test_a_queued_job_is_cancelled_from_its_page(service: Service, page: Page) -> None:
+    job_id = service.submit("never runs", dataset="digits", epochs=2)
+    page.goto(f"{service.http.base_url}/#/jobs/{job_id}")
+    expect(page.get_by_test_id("job-status")).to_have_text("queued")
+    page.get_by_test_id("cancel-job").click()
+    expect(page.get_by_test_id("job-status")).to_have_text("cancelled")
+    expect(page.get_by_test_id("cancel-job")).to_be_hidden()
+    assert service.job(job_id)["status"] == "cancelled"
+
+
+def test_a_failed_job_shows_its_reason_and_message(service: Service, page: Page) -> None:
+    job_id = service.submit("missing data", dataset="imagefolder", dataset_path="nowhere", epochs=2)
+    page.goto(f"{service.http.base_url}/#/jobs/{job_id}")
+    expect(page.get_by_test_id("job-error")).to_be_hidden()
+    service.start_worker()
+    expect(page.get_by_test_id("job-status")).to_have_text("failed", timeout=TRAINING_TIMEOUT_MS)
+    error = service.job(job_id)["error"]
+    expect(page.get_by_test_id("job-error-reason")).to_have_text(error["reason"])
+    expect(page.get_by_test_id("job-error-message")).to_have_text(error["message"])
+    expect(page.get_by_test_id("job-error")).to_be_visible()
