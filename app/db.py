@@ -20,18 +20,23 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# One connection for each thread that can run a request at once (anyio's default thread
+# limit), so that under load no request waits for a connection after it got a thread.
+POOL_SIZE = 40
 _IMMEDIATE = "trainq_immediate"
 
 
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE // 4, max_overflow=POOL_SIZE)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_size=POOL_SIZE,
+        max_overflow=0,
     )
     _configure_sqlite(engine)
     return engine

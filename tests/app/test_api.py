@@ -6,8 +6,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlmodel import select
 
 from app import queue
+from app.db import read_session
+from app.models import Checkpoint, EpochMetric, Job, JobPublic
 from app.settings import Settings
 from tests.factories import epoch_metrics, submit_job
 
@@ -226,3 +229,27 @@ def test_a_listed_checkpoint_whose_file_is_gone_is_404(
     job_id, _ = job_with_checkpoints
     Path(settings.artifacts_dir / job_id / "epoch-0003.pt").unlink()
     assert client.get(f"/jobs/{job_id}/checkpoints/latest").status_code == 404
+
+
+def test_the_fast_job_route_returns_exactly_the_public_model(client: TestClient, engine: Engine) -> None:
+    job = submit_job(engine, "fast path")
+    lease = queue.claim(engine, worker_id="w", lease_seconds=60)
+    assert lease is not None
+    checkpoint = queue.CheckpointFile(
+        epoch=2, file_name="epoch-0002.pt", size_bytes=3, sha256="b" * 64, is_best=True
+    )
+    for epoch in (1, 2):
+        queue.record_epoch(
+            engine,
+            lease=lease,
+            metrics=epoch_metrics(epoch, val_accuracy=0.1 * epoch),
+            progress=0.5 * epoch,
+            checkpoint=checkpoint if epoch == 2 else None,
+        )
+    with read_session(engine) as session:
+        stored = session.get(Job, job.id)
+        assert stored is not None
+        rows = session.exec(select(EpochMetric).where(EpochMetric.job_id == job.id)).all()
+        checkpoints = session.exec(select(Checkpoint).where(Checkpoint.job_id == job.id)).all()
+        expected = JobPublic.from_rows(stored, list(rows), list(checkpoints)).model_dump(mode="json")
+    assert client.get(f"/jobs/{job.id}").json() == expected
