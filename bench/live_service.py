@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,80 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile (fraction 0.99 for p99) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def service_env(state_dir: Path, **settings: str) -> dict[str, str]:
+    """The environment of an API or worker keeping its database and files under state_dir."""
+    return {
+        **os.environ,
+        "TRAINQ_DATABASE_URL": f"sqlite:///{state_dir}/trainq.db",
+        "TRAINQ_ARTIFACTS_DIR": f"{state_dir}/artifacts",
+        "TRAINQ_DATA_DIR": f"{state_dir}/data",
+        **settings,
+    }
+
+
+def _output(quiet: bool) -> dict[str, Any]:
+    return {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL} if quiet else {}
+
+
+def start_api(
+    env: Mapping[str, str], port: int, *, quiet: bool = True, log_level: str | None = "warning"
+) -> subprocess.Popen[bytes]:
+    """uvicorn on 127.0.0.1:port; log_level None starts it as `make run` does (level info, access log on)."""
+    level = [] if log_level is None else ["--log-level", log_level]
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), *level],
+        cwd=ROOT,
+        env=dict(env),
+        **_output(quiet),
+    )
+
+
+def start_worker(env: Mapping[str, str], *, quiet: bool = True) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "--log-level", "WARNING" if quiet else "INFO"],
+        cwd=ROOT,
+        env=dict(env),
+        **_output(quiet),
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=120)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far; NaN where /proc is missing (not Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (name) ": state is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def api_server(
+    env: Mapping[str, str], *, log_level: str | None = None
+) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
+    """A healthy API alone (no worker), started as `make run` starts it unless log_level is given;
+    yields a client for it and its process."""
+    port = free_port()
+    api = start_api(env, port, log_level=log_level)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            _wait_for_health(http, api)
+            yield http, api
+    finally:
+        stop(api)
+
+
 @contextmanager
 def live_service(*, quiet: bool = True, **settings: str) -> Iterator[tuple[httpx.Client, Path]]:
     """Yield an HTTP client for a healthy API with one worker beside it, and the state folder.
@@ -32,35 +106,17 @@ def live_service(*, quiet: bool = True, **settings: str) -> Iterator[tuple[httpx
     settings are extra TRAINQ_* variables, e.g. TRAINQ_POLL_INTERVAL_SECONDS="0.05".
     """
     with tempfile.TemporaryDirectory(prefix="trainq-bench-") as tmp:
-        env = {
-            **os.environ,
-            "TRAINQ_DATABASE_URL": f"sqlite:///{tmp}/trainq.db",
-            "TRAINQ_ARTIFACTS_DIR": f"{tmp}/artifacts",
-            "TRAINQ_DATA_DIR": f"{tmp}/data",
-            **settings,
-        }
+        env = service_env(Path(tmp), **settings)
         port = free_port()
-        output: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL} if quiet else {}
-        api = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT,
-            env=env,
-            **output,
-        )
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "worker", "--log-level", "WARNING" if quiet else "INFO"],
-            cwd=ROOT,
-            env=env,
-            **output,
-        )
+        api = start_api(env, port, quiet=quiet)
+        worker = start_worker(env, quiet=quiet)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
                 _wait_for_health(http, api)
                 yield http, Path(tmp)
         finally:
             for process in (worker, api):
-                process.terminate()
-                process.wait(timeout=120)
+                stop(process)
 
 
 def _wait_for_health(http: httpx.Client, api: subprocess.Popen[bytes]) -> None:

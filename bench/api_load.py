@@ -1,0 +1,247 @@
+"""Target 4 of the performance issue: API throughput and latency under concurrent clients.
+
+    python bench/api_load.py [--seconds 5]
+
+Starts uvicorn as `make run` does (one process, default settings, access log on but
+sent to /dev/null) on a temporary SQLite file holding a finished job with 100 metric
+rows, written through app.queue (submit, claim, record_epoch, succeed). A load
+generator in a separate process (httpx.AsyncClient, N concurrent clients, each sending
+its next request when the last one answered) measures every request's latency.
+Each scenario warms up for a second, then counts the requests completed in the window.
+
+Phase "idle": the API alone. Phase "training": a worker started beside it trains a
+digits job (1000 epochs, cancelled at the end). In each phase GET /health, the
+baseline, alternates with GET /jobs/{id} at 64 and at 8 clients, then POST /jobs.
+Targets: GET /jobs/{id} >= 500 req/s with p99 < 250 ms at 64 clients, p99 < 50 ms at
+8 clients; POST /jobs >= 200 req/s (at 64 clients); no errors; and while training, the
+same figures within 20 % (>= 400 req/s, p99 < 300 ms and < 60 ms, POST >= 160 req/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from live_service import api_server, cpu_seconds, percentile, service_env, start_worker, stop
+
+WARM_UP_S = 1.0
+TIMEOUT_S = 30.0  # httpx's default, and SQLAlchemy's pool timeout: a request stuck on the pool ends by then
+METRIC_ROWS = 100
+POST_BODY = {"hyperparameters": {"dataset": "digits", "epochs": 1}}
+TRAINING_START_TIMEOUT_S = 120.0
+Server = tuple[httpx.Client, subprocess.Popen[bytes]]
+
+
+@dataclass(frozen=True)
+class Result:
+    label: str
+    clients: int
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    first_error: str | None
+    server_cpu_ms: float  # CPU time of the API process per answered request, warm-up included
+    client_cpu_ms: float  # the same for the load generator
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def line(self, phase: str) -> str:
+        error = f" (first error: {self.first_error})" if self.first_error else ""
+        return (
+            f"{phase}: {self.label} at {self.clients} clients: {self.rate:,.0f} req/s, "
+            f"p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, {self.errors} errors "
+            f"({self.requests:,} answered in {self.seconds:.1f} s); CPU per request: "
+            f"server {self.server_cpu_ms:.2f} ms, load generator {self.client_cpu_ms:.2f} ms{error}"
+        )
+
+
+async def _generate(spec: dict[str, Any]) -> dict[str, Any]:
+    """The load generator: `clients` loops, each sending its next request when the last one answered.
+
+    Throughput counts the successes completed inside the window. Latencies and errors cover
+    every request sent inside it, each awaited to its end (at most TIMEOUT_S), so that a
+    request that hangs past the window still shows in p99 and in the errors."""
+    clients = spec["clients"]
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    outcomes: list[tuple[float, float, str | None]] = []  # (sent, done, error)
+    cpu_start = time.process_time()
+    start = time.perf_counter() + WARM_UP_S
+    end = start + spec["seconds"]
+
+    async def one_client(http: httpx.AsyncClient) -> None:
+        while (sent := time.perf_counter()) < end:
+            try:
+                response = await http.request(spec["method"], spec["path"], json=spec["body"])
+                error = None if response.status_code < 400 else f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__} after {time.perf_counter() - sent:.1f} s"
+            outcomes.append((sent, time.perf_counter(), error))
+
+    async with httpx.AsyncClient(base_url=spec["base_url"], limits=limits, timeout=TIMEOUT_S) as http:
+        await asyncio.gather(*(one_client(http) for _ in range(clients)))
+    return {
+        "answered": len(outcomes),
+        "cpu_s": time.process_time() - cpu_start,
+        "completed": sum(error is None and start <= done <= end for _, done, error in outcomes),
+        "latencies_ms": [
+            (done - sent) * 1000 for sent, done, error in outcomes if sent >= start and not error
+        ],
+        "errors": [error for sent, _, error in outcomes if sent >= start and error],
+        "seconds": end - start,
+    }
+
+
+def load(api: Server, label: str, method: str, path: str, clients: int, seconds: float) -> Result:
+    http, process = api
+    body = POST_BODY if method == "POST" else None
+    spec = {"base_url": str(http.base_url), "method": method, "path": path, "body": body}
+    spec |= {"clients": clients, "seconds": seconds}
+    cpu_before = cpu_seconds(process.pid)
+    out = subprocess.run(
+        [sys.executable, __file__, "--client", json.dumps(spec)], capture_output=True, text=True, check=True
+    ).stdout
+    server_cpu_s = cpu_seconds(process.pid) - cpu_before
+    measured = json.loads(out)
+    answered = max(measured["answered"], 1)
+    latencies, errors = measured["latencies_ms"], measured["errors"]
+    return Result(
+        label=label,
+        clients=clients,
+        requests=measured["completed"],
+        errors=len(errors),
+        seconds=measured["seconds"],
+        p50_ms=percentile(latencies, 0.5) if latencies else float("nan"),
+        p99_ms=percentile(latencies, 0.99) if latencies else float("nan"),
+        first_error=errors[0] if errors else None,
+        server_cpu_ms=server_cpu_s * 1000 / answered,
+        client_cpu_ms=measured["cpu_s"] * 1000 / answered,
+    )
+
+
+def prepare(database_url: str) -> tuple[str, str]:
+    """A finished job with METRIC_ROWS epochs, then a long job left queued (the oldest queued,
+    so the worker started for the training phase claims it before any job POSTed meanwhile)."""
+    from app import queue
+    from app.db import create_schema, make_engine
+    from app.hyperparameters import Hyperparameters
+    from app.models import JobCreate
+
+    engine = make_engine(database_url)
+    create_schema(engine)
+    job, _ = queue.submit(engine, job_in=JobCreate(name=f"{METRIC_ROWS} epochs"))
+    lease = queue.claim(engine, worker_id="bench", lease_seconds=3600)
+    assert lease is not None and lease.job_id == job.id
+    for epoch in range(1, METRIC_ROWS + 1):
+        metrics = {"epoch": epoch, "train_loss": 1 / epoch, "train_accuracy": 1 - 1 / (epoch + 1)}
+        metrics |= {"val_loss": 1.1 / epoch, "val_accuracy": 1 - 1.1 / (epoch + 1), "learning_rate": 1e-3}
+        metrics |= {"duration_seconds": 2.5, "samples_per_second": 4000.0 + epoch}
+        queue.record_epoch(engine, lease=lease, metrics=metrics, progress=epoch / METRIC_ROWS)
+    queue.succeed(engine, lease=lease, runtime_seconds=250.0)
+    background, _ = queue.submit(
+        engine, job_in=JobCreate(name="background", hyperparameters=Hyperparameters(epochs=1000))
+    )
+    engine.dispose()
+    return job.id, background.id
+
+
+def wait_until_training(http: httpx.Client, job_id: str) -> None:
+    deadline = time.monotonic() + TRAINING_START_TIMEOUT_S
+    while (job := http.get(f"/jobs/{job_id}").json())["progress"] <= 0:
+        if job["status"] not in {"queued", "running"} or time.monotonic() > deadline:
+            raise SystemExit(f"the background job did not start training: {job['status']} {job['error']}")
+        time.sleep(0.2)
+
+
+def run_phase(api: Server, phase: str, job_id: str, seconds: float) -> dict[str, Result]:
+    results: dict[str, Result] = {}
+    for clients in (64, 8):
+        for key, label, path in (
+            ("health", "GET /health", "/health"),
+            ("get", "GET /jobs/{id}", f"/jobs/{job_id}"),
+        ):
+            results[f"{key}{clients}"] = result = load(api, label, "GET", path, clients, seconds)
+            print(result.line(phase), flush=True)
+    for clients in (64, 8):
+        results[f"post{clients}"] = result = load(api, "POST /jobs", "POST", "/jobs", clients, seconds)
+        print(result.line(phase), flush=True)
+    return results
+
+
+def ratio(subject: float, baseline: float) -> str:
+    return f"{subject / baseline:.2f}x" if baseline > 0 else "n/a (nothing answered in the baseline)"
+
+
+def verdicts(results: dict[str, Result], slack: float) -> list[tuple[str, bool]]:
+    """(target with the figure measured, met), thresholds loosened by `slack` (0.2 while training)."""
+    get64, get8, post = results["get64"], results["get8"], results["post64"]
+    rate, p99_64, p99_8, post_rate = 500 * (1 - slack), 250 * (1 + slack), 50 * (1 + slack), 200 * (1 - slack)
+    errors = sum(result.errors for result in results.values())
+    return [
+        (f"GET /jobs/{{id}} at 64 clients >= {rate:.0f} req/s ({get64.rate:,.0f})", get64.rate >= rate),
+        (f"GET /jobs/{{id}} at 64 clients p99 < {p99_64:.0f} ms ({get64.p99_ms:.0f})", get64.p99_ms < p99_64),
+        (f"GET /jobs/{{id}} at 8 clients p99 < {p99_8:.0f} ms ({get8.p99_ms:.0f})", get8.p99_ms < p99_8),
+        (f"POST /jobs at 64 clients >= {post_rate:.0f} req/s ({post.rate:,.0f})", post.rate >= post_rate),
+        (f"zero errors ({errors})", errors == 0),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured window of each scenario")
+    parser.add_argument("--client", help=argparse.SUPPRESS)  # the load generator's own process
+    args = parser.parse_args()
+    if args.client:
+        print(json.dumps(asyncio.run(_generate(json.loads(args.client)))))
+        return
+    with tempfile.TemporaryDirectory(prefix="trainq-bench-") as tmp:
+        env = service_env(Path(tmp))
+        job_id, background_id = prepare(env["TRAINQ_DATABASE_URL"])
+        with api_server(env) as api:
+            http = api[0]
+            size = len(http.get(f"/jobs/{job_id}").content)
+            print(f"GET /jobs/{{id}} answers {size:,} bytes ({METRIC_ROWS} metric rows)", flush=True)
+            idle = run_phase(api, "idle", job_id, args.seconds)
+            worker = start_worker(env)
+            try:
+                wait_until_training(http, background_id)
+                training = run_phase(api, "training", job_id, args.seconds)
+                still = http.get(f"/jobs/{background_id}").json()["status"]
+                http.post(f"/jobs/{background_id}/cancel")
+            finally:
+                stop(worker)
+    print(f"the background job was {still} at the end of the training phase")
+    for phase, results in (("idle", idle), ("training", training)):
+        for clients in (64, 8):
+            get, health = results[f"get{clients}"], results[f"health{clients}"]
+            print(
+                f"{phase}: GET /jobs/{{id}} / GET /health at {clients} clients: "
+                f"{ratio(get.rate, health.rate)} the req/s, p99 {ratio(get.p99_ms, health.p99_ms)}"
+            )
+    for key, result in idle.items():
+        other = training[key]
+        print(
+            f"training / idle, {result.label} at {result.clients} clients: req/s {ratio(other.rate, result.rate)}, "
+            f"p99 {ratio(other.p99_ms, result.p99_ms)}"
+        )
+    for phase, results, slack in (("idle", idle, 0.0), ("training", training, 0.2)):
+        for target, met in verdicts(results, slack):
+            print(f"target ({phase}) {target}: {'met' if met else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

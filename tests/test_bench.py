@@ -1,0 +1,75 @@
+"""The benchmark scripts start and their cheapest paths run, so they cannot rot between runs.
+
+Nothing here is timed: the figures are the scripts' business (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import REPO_ROOT
+
+SCRIPTS = [
+    "api_load.py",
+    "downloads.py",
+    "gpu_check.py",
+    "gpu_train.py",
+    "naive_loop.py",
+    "overhead.py",
+    "pickup.py",
+    "run_all.py",
+    "scale.py",
+    "start_cost.py",
+]
+# A safety net against a hung child, not a measurement.
+LIMIT_S = 300
+
+
+def bench(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, f"bench/{script}", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=LIMIT_S,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_benchmark_script_explains_itself_with_help(script: str) -> None:
+    assert "usage:" in bench(script, "--help").stdout
+
+
+def test_the_gpu_benchmark_runs_its_naive_loop_and_the_service_path_on_the_cpu() -> None:
+    # One thread: with the cores busy elsewhere, torch's spinning threads make a few steps take minutes.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["--device", "cpu", "--steps", "2", "--warmup", "0", "--image-size", "16", "--batch-size", "4"]
+    out = bench("gpu_train.py", *args, "--variants", "fp32", env=env).stdout
+    assert "naive loop again:" in out
+    assert "service fp32 / naive = " in out
+
+
+def test_the_download_benchmark_resumes_a_download_with_range_requests() -> None:
+    out = bench("downloads.py", "--mib", "2", "--repeats", "1").stdout
+    assert "sha256 matches" in out
+    assert "target Range resume with matching sha256: met" in out
+
+
+def test_the_scale_benchmark_builds_its_database_and_shows_the_query_plans(tmp_path: Path) -> None:
+    # The database is cached in the temp folder: this one, so that nothing is left behind.
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = bench("scale.py", "--jobs", "300", "--metric-rows", "2000", "--requests", "3", env=env).stdout
+    assert "jobs: 300 rows, epoch_metrics: 2,000 rows" in out
+    assert "plan, GET /jobs?limit=50: SELECT ... FROM jobs" in out
+    assert re.search(r"target GET /jobs/\{id\} \(\d+ metric rows\) p99 < 20 ms", out)
+    assert list(tmp_path.glob("trainq-bench-scale-300-2000-*.db"))
