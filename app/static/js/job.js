@@ -30,6 +30,11 @@ export async function showJob(container, jobId, signal) {
   const summary = h("dl", { class: "summary" });
   const problem = h("div", { class: "error-box", "data-testid": "job-error", hidden: true });
   const streamState = h("span", { class: "stream-state", "data-testid": "stream-state" });
+  // data-state (connecting, live, reconnecting, ended, failed) says where the stream is, for scripts.
+  function showStream(state, message) {
+    streamState.dataset.state = state;
+    streamState.textContent = message;
+  }
   const checkpoints = h("tbody");
   const log = h("pre", { class: "log", "data-testid": "job-log" });
   const hyperparameters = hyperparameterList(job.hyperparameters);
@@ -191,20 +196,20 @@ export async function showJob(container, jobId, signal) {
     if (error instanceof AuthRequired || signal.aborted) return;
     if (!(error instanceof ApiError && error.status === 404)) showError(error.message);
   }
-  streamState.textContent = "connecting…";
+  showStream("connecting", "connecting…");
   await followEvents(jobId, signal, {
     onConnect: () => {
       live = true;
-      streamState.textContent = "live";
+      showStream("live", "live");
     },
     onEvent: (type, data) => {
       handlers[type]?.(data);
       scheduleRender();
-      if (type === "end") streamState.textContent = "";
+      if (type === "end") showStream("ended", "");
     },
     onError: (message, status) => {
       live = false;
-      streamState.textContent = message;
+      showStream(status === 0 ? "reconnecting" : "failed", message);
       // While the stream is down the page still shows where the job stands.
       if (status === 0) refresh();
     },
