@@ -5,13 +5,14 @@
 Starts uvicorn as `make run` does (one process, default settings, access log on but
 sent to /dev/null) on a temporary SQLite file holding a finished job with 100 metric
 rows, written through app.queue (submit, claim, record_epoch, succeed). A load
-generator in a separate process (httpx.AsyncClient, N concurrent clients, each sending
-its next request when the last one answered) measures every request's latency.
-Each scenario warms up for a second, then counts the requests completed in the window.
+generator in a separate process (bench/load_client.py: N clients, each an httpx
+AsyncClient sending its next request when the last one answered) measures every
+request's latency; each scenario warms up for a second, then counts for --seconds.
+Each line also gives the CPU time per request of the server and of the generator.
 
 Phase "idle": the API alone. Phase "training": a worker started beside it trains a
 digits job (1000 epochs, cancelled at the end). In each phase GET /health, the
-baseline, alternates with GET /jobs/{id} at 64 and at 8 clients, then POST /jobs.
+baseline, alternates with GET /jobs/{id} at 64 and at 8 clients; then POST /jobs.
 Targets: GET /jobs/{id} >= 500 req/s with p99 < 250 ms at 64 clients, p99 < 50 ms at
 8 clients; POST /jobs >= 200 req/s (at 64 clients); no errors; and while training, the
 same figures within 20 % (>= 400 req/s, p99 < 300 ms and < 60 ms, POST >= 160 req/s).
@@ -20,7 +21,6 @@ same figures within 20 % (>= 400 req/s, p99 < 300 ms and < 60 ms, POST >= 160 re
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import subprocess
 import sys
@@ -28,13 +28,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
-from live_service import api_server, cpu_seconds, percentile, service_env, start_worker, stop
+from live_service import ROOT, api_server, cpu_seconds, percentile, service_env, start_worker, stop
 
-WARM_UP_S = 1.0
-TIMEOUT_S = 30.0  # httpx's default, and SQLAlchemy's pool timeout: a request stuck on the pool ends by then
 METRIC_ROWS = 100
 POST_BODY = {"hyperparameters": {"dataset": "digits", "epochs": 1}}
 TRAINING_START_TIMEOUT_S = 120.0
@@ -68,42 +65,6 @@ class Result:
         )
 
 
-async def _generate(spec: dict[str, Any]) -> dict[str, Any]:
-    """The load generator: `clients` loops, each sending its next request when the last one answered.
-
-    Throughput counts the successes completed inside the window. Latencies and errors cover
-    every request sent inside it, each awaited to its end (at most TIMEOUT_S), so that a
-    request that hangs past the window still shows in p99 and in the errors."""
-    clients = spec["clients"]
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    outcomes: list[tuple[float, float, str | None]] = []  # (sent, done, error)
-    cpu_start = time.process_time()
-    start = time.perf_counter() + WARM_UP_S
-    end = start + spec["seconds"]
-
-    async def one_client(http: httpx.AsyncClient) -> None:
-        while (sent := time.perf_counter()) < end:
-            try:
-                response = await http.request(spec["method"], spec["path"], json=spec["body"])
-                error = None if response.status_code < 400 else f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__} after {time.perf_counter() - sent:.1f} s"
-            outcomes.append((sent, time.perf_counter(), error))
-
-    async with httpx.AsyncClient(base_url=spec["base_url"], limits=limits, timeout=TIMEOUT_S) as http:
-        await asyncio.gather(*(one_client(http) for _ in range(clients)))
-    return {
-        "answered": len(outcomes),
-        "cpu_s": time.process_time() - cpu_start,
-        "completed": sum(error is None and start <= done <= end for _, done, error in outcomes),
-        "latencies_ms": [
-            (done - sent) * 1000 for sent, done, error in outcomes if sent >= start and not error
-        ],
-        "errors": [error for sent, _, error in outcomes if sent >= start and error],
-        "seconds": end - start,
-    }
-
-
 def load(api: Server, label: str, method: str, path: str, clients: int, seconds: float) -> Result:
     http, process = api
     body = POST_BODY if method == "POST" else None
@@ -111,7 +72,10 @@ def load(api: Server, label: str, method: str, path: str, clients: int, seconds:
     spec |= {"clients": clients, "seconds": seconds}
     cpu_before = cpu_seconds(process.pid)
     out = subprocess.run(
-        [sys.executable, __file__, "--client", json.dumps(spec)], capture_output=True, text=True, check=True
+        [sys.executable, str(ROOT / "bench" / "load_client.py"), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     server_cpu_s = cpu_seconds(process.pid) - cpu_before
     measured = json.loads(out)
@@ -181,7 +145,12 @@ def run_phase(api: Server, phase: str, job_id: str, seconds: float) -> dict[str,
 
 
 def ratio(subject: float, baseline: float) -> str:
-    return f"{subject / baseline:.2f}x" if baseline > 0 else "n/a (nothing answered in the baseline)"
+    return f"{subject / baseline:.2f}x" if baseline > 0 else "n/a"
+
+
+def ceiling(cpu_ms: float) -> str:
+    """Requests per second one process can answer on one core, at this CPU time per request."""
+    return f"{1000 / cpu_ms:,.0f}" if cpu_ms > 0 else "n/a"
 
 
 def verdicts(results: dict[str, Result], slack: float) -> list[tuple[str, bool]]:
@@ -203,11 +172,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window of each scenario")
-    parser.add_argument("--client", help=argparse.SUPPRESS)  # the load generator's own process
     args = parser.parse_args()
-    if args.client:
-        print(json.dumps(asyncio.run(_generate(json.loads(args.client)))))
-        return
     with tempfile.TemporaryDirectory(prefix="trainq-bench-") as tmp:
         env = service_env(Path(tmp))
         job_id, background_id = prepare(env["TRAINQ_DATABASE_URL"])
@@ -232,6 +197,13 @@ def main() -> None:
                 f"{phase}: GET /jobs/{{id}} / GET /health at {clients} clients: "
                 f"{ratio(get.rate, health.rate)} the req/s, p99 {ratio(get.p99_ms, health.p99_ms)}"
             )
+        get, post = results["get64"], results["post64"]
+        # One process runs Python on one core at a time: its CPU per request bounds its rate.
+        print(
+            f"{phase}: server CPU per request at 64 clients, GET /jobs/{{id}} {get.server_cpu_ms:.2f} ms "
+            f"(at most {ceiling(get.server_cpu_ms)} req/s on one core), "
+            f"POST /jobs {post.server_cpu_ms:.2f} ms (at most {ceiling(post.server_cpu_ms)} req/s)"
+        )
     for key, result in idle.items():
         other = training[key]
         print(

@@ -29,8 +29,8 @@ QUICK_ARGS = {
     "scale.py": ["--jobs", "2000", "--metric-rows", "20000", "--requests", "50"],
     "gpu_train.py": ["--steps", "5", "--warmup", "2"],
 }
-# A verdict ("met" / "NOT met") or the GPU benchmark's ratios, which have no target.
-SUMMARY = re.compile(r"\bmet\b|/ naive = ")
+# A verdict ("met" / "NOT met"), a headline of percentiles, or the GPU benchmark's ratios (no target).
+SUMMARY = re.compile(r"\bmet\b|: p50 |/ naive = ")
 
 
 def cuda_available() -> bool:

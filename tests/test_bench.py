@@ -20,6 +20,7 @@ SCRIPTS = [
     "downloads.py",
     "gpu_check.py",
     "gpu_train.py",
+    "load_client.py",
     "naive_loop.py",
     "overhead.py",
     "pickup.py",
