@@ -20,8 +20,11 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from app.hyperparameters import Hyperparameters
 
 # The service's variants, as job hyperparameters (channels_last None is the default: on for CUDA).
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -35,9 +38,7 @@ NUM_CLASSES = 1000
 BATCHES_PER_EPOCH = 8
 
 
-def hyperparameters(args: argparse.Namespace, **variant: Any) -> Any:
-    from app.hyperparameters import Hyperparameters
-
+def hyperparameters(args: argparse.Namespace, **variant: Any) -> Hyperparameters:
     return Hyperparameters(
         dataset="fake",
         fake_samples=args.batch_size * BATCHES_PER_EPOCH * 5 // 4,  # 8 training batches after the 20 % split
@@ -128,7 +129,8 @@ def service_rate(args: argparse.Namespace, variant: dict[str, Any]) -> tuple[flo
     return timed(train, args)
 
 
-def timed(train: Any, args: argparse.Namespace) -> tuple[float, float]:
+def timed(train: Callable[[int], int], args: argparse.Namespace) -> tuple[float, float]:
+    """(samples/s of args.steps steps, seconds of the args.warmup steps before them)."""
     start = time.perf_counter()
     train(args.warmup)
     warm_up_s = time.perf_counter() - start
