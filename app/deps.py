@@ -14,13 +14,16 @@ from app.models import Job
 from app.security import Principal
 from app.settings import Settings
 
+# Dependencies that only read request state are `async def`: a plain `def` would cost a
+# hop to the thread pool for each of them, on every request.
 
-def get_engine(request: Request) -> Engine:
+
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -37,7 +40,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     principal: Principal = request.state.principal
     return principal
 
@@ -46,6 +49,10 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def get_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> Job:
+    return find_job(session, job_id, principal)
+
+
+def find_job(session: Session, job_id: str, principal: Principal) -> Job:
     """The job, or 404 when it does not exist or belongs to another owner (never 403:
     that would confirm it exists)."""
     job = session.get(Job, job_id)

@@ -241,7 +241,7 @@ class JobSummary(BaseModel):
 
     @classmethod
     def from_row(cls, job: Job) -> JobSummary:
-        return cls(**_summary_fields(job))
+        return cls(**summary_fields(job))
 
 
 class JobPublic(JobSummary):
@@ -253,13 +253,14 @@ class JobPublic(JobSummary):
     @classmethod
     def from_rows(cls, job: Job, metrics: list[EpochMetric], checkpoints: list[Checkpoint]) -> JobPublic:
         return cls(
-            **_summary_fields(job),
+            **summary_fields(job),
             metrics=[MetricPublic.model_validate(m, from_attributes=True) for m in metrics],
             checkpoints=[CheckpointPublic.from_row(c) for c in checkpoints],
         )
 
 
-def _summary_fields(job: Job) -> dict[str, Any]:
+def summary_fields(job: Job) -> dict[str, Any]:
+    """A JobSummary's fields as a dict, which pydantic_core.to_json serializes like the model."""
     error = None
     if job.error_reason is not None:
         error = ErrorPublic(reason=job.error_reason, message=job.error_message or "")

@@ -3,15 +3,17 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import pydantic_core
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
-from sqlmodel import Session, col, or_, select
+from sqlalchemy import tuple_
+from sqlmodel import Session, col, select
 
 from app import queue
-from app.deps import EngineDep, JobDep, PrincipalDep, SessionDep
+from app.db import read_session
+from app.deps import EngineDep, JobDep, PrincipalDep, SessionDep, find_job
 from app.models import (
     MAX_IDEMPOTENCY_KEY_CHARS,
     NOT_FOUND,
@@ -26,8 +28,8 @@ from app.models import (
     JobPage,
     JobPublic,
     JobStatus,
-    JobSummary,
     MetricPublic,
+    summary_fields,
 )
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -99,16 +101,16 @@ def cancel_job(job_id: str, principal: PrincipalDep, engine: EngineDep, session:
     return _public(session, job)
 
 
-@router.get("")
+@router.get("", response_model=JobPage)
 def list_jobs(
-    session: SessionDep,
+    engine: EngineDep,
     principal: PrincipalDep,
     status: Annotated[list[JobStatus] | None, Query(description="Only jobs in these states.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
         str | None, Query(max_length=200, description="next_cursor of the previous page.")
     ] = None,
-) -> JobPage:
+) -> Response:
     """Newest first."""
     query = select(Job)
     if not principal.sees_all:
@@ -117,34 +119,44 @@ def list_jobs(
         query = query.where(col(Job.status).in_(status))
     if cursor is not None:
         created_at, job_id = _decode_cursor(cursor)
-        query = query.where(
-            or_(
-                col(Job.created_at) < created_at, (col(Job.created_at) == created_at) & (col(Job.id) < job_id)
-            )
-        )
-    rows = session.exec(query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)).all()
+        # A row-value comparison, which SQLite and PostgreSQL answer with an index range;
+        # the equivalent OR of two conditions makes SQLite walk the index from the newest job.
+        query = query.where(tuple_(col(Job.created_at), col(Job.id)) < tuple_(created_at, job_id))
+    with read_session(engine) as session:
+        rows = session.exec(
+            query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)
+        ).all()
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return JobPage(items=[JobSummary.from_row(job) for job in rows[:limit]], next_cursor=next_cursor)
+    # Serialized straight from the rows' fields: a page is up to 500 jobs.
+    page = {"items": [summary_fields(job) for job in rows[:limit]], "next_cursor": next_cursor}
+    return Response(pydantic_core.to_json(page), media_type="application/json")
 
 
 METRIC_FIELDS = list(MetricPublic.model_fields)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-def get_job(job: JobDep, session: SessionDep) -> Response:
-    # The hottest route (clients poll it): metric rows go straight from tuples to JSON, without
-    # an ORM or pydantic object per row, nor a second validation of what the database holds.
+def get_job(job_id: str, engine: EngineDep, principal: PrincipalDep) -> Response:
+    # The hottest route (clients poll it): one hop to the thread pool and one session for the
+    # whole request; metric rows go straight from tuples to JSON, without an ORM or pydantic
+    # object per row, nor a second validation of what the database holds.
+    with read_session(engine) as session:
+        job = find_job(session, job_id, principal)
+        return Response(pydantic_core.to_json(_public_dict(session, job)), media_type="application/json")
+
+
+def _public_dict(session: Session, job: Job) -> dict[str, Any]:
     rows = session.exec(
         select(*(col(getattr(EpochMetric, name)) for name in METRIC_FIELDS))
         .where(EpochMetric.job_id == job.id)
         .order_by(col(EpochMetric.epoch))
     ).all()
-    body = JobSummary.from_row(job).model_dump(mode="json")
+    body = summary_fields(job)
     body["metrics"] = [dict(zip(METRIC_FIELDS, row, strict=True)) for row in rows]
     body["checkpoints"] = [
         CheckpointPublic.from_row(c).model_dump(mode="json") for c in _checkpoints(session, job)
     ]
-    return Response(pydantic_core.to_json(body), media_type="application/json")
+    return body
 
 
 def _checkpoints(session: Session, job: Job) -> list[Checkpoint]:

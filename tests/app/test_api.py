@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from app import queue
 from app.db import read_session
-from app.models import Checkpoint, EpochMetric, Job, JobPublic
+from app.models import Checkpoint, EpochMetric, Job, JobPublic, JobSummary
 from app.settings import Settings
 from tests.factories import epoch_metrics, submit_job
 
@@ -253,3 +253,21 @@ def test_the_fast_job_route_returns_exactly_the_public_model(client: TestClient,
         checkpoints = session.exec(select(Checkpoint).where(Checkpoint.job_id == job.id)).all()
         expected = JobPublic.from_rows(stored, list(rows), list(checkpoints)).model_dump(mode="json")
     assert client.get(f"/jobs/{job.id}").json() == expected
+
+
+def test_the_fast_job_list_returns_exactly_the_public_model_page_after_page(
+    client: TestClient, engine: Engine
+) -> None:
+    for i in range(5):
+        submit_job(engine, f"job {i}")
+    lease = queue.claim(engine, worker_id="w", lease_seconds=60)
+    assert lease is not None
+    queue.fail(engine, lease=lease, reason="data_error", message="no such folder", runtime_seconds=1.0)
+    with read_session(engine) as session:
+        rows = session.exec(select(Job).order_by(col(Job.created_at).desc(), col(Job.id).desc())).all()
+        expected = [JobSummary.from_row(job).model_dump(mode="json") for job in rows]
+    first = client.get("/jobs", params={"limit": 3}).json()
+    second = client.get("/jobs", params={"limit": 3, "cursor": first["next_cursor"]}).json()
+    assert first["items"] + second["items"] == expected
+    assert second["next_cursor"] is None
+    assert any(item["error"] == {"reason": "data_error", "message": "no such folder"} for item in expected)

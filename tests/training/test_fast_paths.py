@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,9 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
+from app.hyperparameters import Hyperparameters
 from worker.training.loaders import DeviceLoader, TensorLoader
+from worker.training.optim import build_optimizer
 
 Train = Callable[..., Any]  # the `train` fixture from conftest.py
 
@@ -54,3 +57,24 @@ def test_a_compiled_model_trains_to_the_same_accuracy_and_saves_plain_weights(tr
     final, compiled_final = plain.recorder.metrics[-1], compiled.recorder.metrics[-1]
     assert compiled_final.val_accuracy == pytest.approx(final.val_accuracy, abs=0.03)
     assert compiled_final.train_loss == pytest.approx(final.train_loss, rel=0.1)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_the_fused_optimizers_step_like_the_plain_ones(optimizer: str) -> None:
+    hp = Hyperparameters(optimizer=optimizer, learning_rate=0.01, weight_decay=0.01, momentum=0.9)
+    torch.manual_seed(0)
+    plain_model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    fused_model = copy.deepcopy(plain_model)
+    fused = build_optimizer(hp, fused_model.parameters())
+    assert fused.defaults["fused"] is True
+    kind = type(fused)
+    plain_kwargs = {k: v for k, v in fused.defaults.items() if k in {"lr", "weight_decay", "momentum"}}
+    plain = kind(plain_model.parameters(), **plain_kwargs, fused=False, foreach=False)
+    inputs, targets = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    for model, optim in [(plain_model, plain), (fused_model, fused)]:
+        for _ in range(5):
+            optim.zero_grad()
+            torch.nn.functional.cross_entropy(model(inputs), targets).backward()
+            optim.step()
+    for a, b in zip(plain_model.parameters(), fused_model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
