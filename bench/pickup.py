@@ -6,6 +6,9 @@ Starts a real API and one worker with the default settings, then submits tiny jo
 one at a time, each only after the last one ended and the worker is idle again, and
 reports the percentiles of started_at - created_at (submit to claim, from the
 database's own timestamps). Target: p50 <= 100 ms, p99 <= 250 ms.
+
+Then it runs the worker loop itself in this process on an empty queue for a few
+seconds and counts the SQL statements it sends: what an idle worker costs the database.
 """
 
 from __future__ import annotations
@@ -13,10 +16,16 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
+import tempfile
+import threading
 import time
 from datetime import datetime
+from pathlib import Path
 
-from live_service import live_service, run_job
+from live_service import ROOT, live_service, run_job
+
+sys.path.insert(0, str(ROOT))
 
 TINY_JOB = {
     "dataset": "fake",
@@ -31,6 +40,32 @@ TINY_JOB = {
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def idle_statements(seconds: float) -> tuple[int, int]:
+    """(reads, write transactions) an idle worker with default settings sends in `seconds`."""
+    from sqlalchemy import event
+
+    from app.db import create_schema, make_engine
+    from app.settings import Settings
+    from worker.worker import Worker
+
+    with tempfile.TemporaryDirectory(prefix="trainq-bench-") as tmp:
+        settings = Settings(database_url=f"sqlite:///{tmp}/trainq.db", artifacts_dir=Path(tmp) / "a")
+        engine = make_engine(settings.database_url)
+        create_schema(engine)
+        stop = threading.Event()
+        worker = Worker(engine=engine, settings=settings, stop=stop)
+        statements: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        thread = threading.Thread(target=worker.run)
+        thread.start()
+        stop.wait(seconds)
+        stop.set()
+        thread.join()
+    writes = sum(s.startswith("BEGIN IMMEDIATE") for s in statements)
+    reads = sum(not s.startswith("BEGIN") for s in statements)
+    return reads, writes
 
 
 def main() -> None:
@@ -55,6 +90,12 @@ def main() -> None:
     print(
         f"target p50 <= 100 ms: {'met' if p50 <= 100 else 'NOT met'}; "
         f"target p99 <= 250 ms: {'met' if p99 <= 250 else 'NOT met'}"
+    )
+    seconds = 10.0
+    reads, writes = idle_statements(seconds)
+    print(
+        f"an idle worker in {seconds:.0f} s: {reads} read statements ({reads / seconds:.1f}/s), "
+        f"{writes} write transactions"
     )
 
 
