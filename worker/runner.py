@@ -113,7 +113,7 @@ def _log_to(job_id: str, attempt: int, log_file: Path, max_log_bytes: int) -> No
         handler.setFormatter(fmt)
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
     logging.captureWarnings(True)
-    logger.info("attempt %d: training process %d started", attempt, os.getpid())
+    logger.info("attempt %d starts in process %d", attempt, os.getpid())
 
 
 def run_job(

@@ -23,11 +23,11 @@ snapshots (no id) and new `log` lines while the job runs, then one `end` event, 
 closes. The stream first replays the job's past events, or only those after the `Last-Event-ID` header."""
 
 
+# No response_class: it would document the JSON error responses as its media type too.
 @router.get(
     "/{job_id}/events",
-    response_class=EventSourceResponse,
     description=EVENTS_DESCRIPTION,
-    responses={200: {"content": {"text/event-stream": {}}}, **NOT_FOUND},
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **NOT_FOUND},
 )
 def job_events(
     job: JobDep,
@@ -57,8 +57,7 @@ def job_events(
 
 @router.get(
     "/{job_id}/logs",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}}, **NOT_FOUND},
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **NOT_FOUND},
 )
 def job_logs(
     job: JobDep,

@@ -25,7 +25,7 @@ def test_the_event_stream_follows_a_real_job_from_queue_to_end(service: Service)
 
     log = service.http.get(f"/jobs/{job_id}/logs")
     assert log.status_code == 200 and log.headers["content-type"].startswith("text/plain")
-    assert "attempt 1: training process" in log.text.splitlines()[0]
+    assert "attempt 1 starts in process" in log.text.splitlines()[0]
     assert all(line in log.text for line in logged)
     last = service.http.get(f"/jobs/{job_id}/logs", params={"tail": 1}).text
     assert last == log.text.splitlines(keepends=True)[-1]
