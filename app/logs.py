@@ -28,19 +28,19 @@ def attempt_logs(job_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def read_log(job_dir: Path, *, attempt: int | None = None, tail: int | None = None) -> str:
-    """The log of one attempt or of all of them in order; only the last `tail` lines if given."""
+def read_log(job_dir: Path, *, attempt: int | None = None, tail: int | None = None) -> tuple[str, int]:
+    """The log of one attempt or of all of them in order (only the last `tail` lines if given),
+    and the bytes read: with every attempt, where a LogFollower would go on from."""
     files = [p for n, p in attempt_logs(job_dir) if attempt is None or n == attempt]
+    contents = [p.read_bytes() for p in files]
+    size = sum(len(data) for data in contents)
+    texts = [data.decode("utf-8", errors="replace") for data in contents]
     if tail is None:
-        return "".join(_read_text(p) for p in files)
+        return "".join(texts), size
     last: deque[str] = deque(maxlen=tail)
-    for path in files:
-        last.extend(_read_text(path).splitlines(keepends=True))
-    return "".join(last)
-
-
-def _read_text(path: Path) -> str:
-    return path.read_bytes().decode("utf-8", errors="replace")
+    for text in texts:
+        last.extend(text.splitlines(keepends=True))
+    return "".join(last), size
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from app.streams import Cursor, EventHub, job_stream
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 KEEPALIVE_S = 15
+LOG_OFFSET_HEADER = "Trainq-Log-Offset"
 MAX_TAIL_LINES = 100_000
 
 EVENTS_DESCRIPTION = """Server-Sent Events: `status`, `epoch` and `checkpoint` events (with ids), `progress`
@@ -65,6 +66,11 @@ def job_logs(
     tail: Annotated[int | None, Query(ge=1, le=MAX_TAIL_LINES, description="Only the last N lines.")] = None,
     attempt: Annotated[int | None, Query(ge=1, le=1000, description="Only this attempt's log.")] = None,
 ) -> PlainTextResponse:
-    """The training process's log, every attempt in order (each starts with a line naming it)."""
-    text = read_log(settings.artifacts_dir / job.id, attempt=attempt, tail=tail)
-    return PlainTextResponse(text)
+    """The training process's log, every attempt in order (each starts with a line naming it).
+
+    Without `attempt`, the `Trainq-Log-Offset` header tells how far into the logs this response
+    read: an event stream opened with `Last-Event-ID: 0.<offset>` replays every event and then
+    carries exactly the log lines after this response's."""
+    text, size = read_log(settings.artifacts_dir / job.id, attempt=attempt, tail=tail)
+    headers = {LOG_OFFSET_HEADER: str(size)} if attempt is None else {}
+    return PlainTextResponse(text, headers=headers)

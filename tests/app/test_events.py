@@ -195,3 +195,24 @@ def test_open_streams_cost_the_database_a_few_queries_per_second_in_total(
     # One poll of new events every 0.5 s and one of progress every second, whatever the number of streams.
     assert queries <= 3 * 3 + 3, f"{queries} queries in 3 s with {streams} streams open"
     queue.requeue_expired(engine)
+
+
+def test_a_log_read_then_a_stream_from_its_offset_misses_no_line_and_repeats_none(
+    server: tuple[httpx.Client, Engine], engine: Engine, settings: Settings
+) -> None:
+    http, _ = server
+    job = submit_job(engine)
+    lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S)
+    assert lease is not None
+    log = log_path(settings.artifacts_dir / job.id, 1)
+    log.parent.mkdir(parents=True)
+    log.write_text("one\ntwo\n")
+    tail = http.get(f"/jobs/{job.id}/logs", params={"tail": 1})
+    assert tail.text == "two\n"
+    offset = tail.headers["Trainq-Log-Offset"]
+    with log.open("a") as file:
+        file.write("three\n")  # written between the log read and the stream's start
+    queue.cancel(engine, job_id=job.id)
+    events = read_all(http, job.id, last_event_id=f"0.{offset}")
+    assert [e.data["status"] for e in events if e.name == "status"] == ["queued", "running", "cancelled"]
+    assert [line for e in events if e.name == "log" for line in e.data["lines"]] == ["three"]

@@ -19,10 +19,11 @@ def write_attempts(job_dir: Path) -> None:
 
 def test_the_log_is_every_attempt_in_order_or_one_attempt_or_its_tail(tmp_path: Path) -> None:
     write_attempts(tmp_path)
-    assert read_log(tmp_path) == "one a\none b\ntwo a\ntwo b\ntwo c\n"
-    assert read_log(tmp_path, attempt=1) == "one a\none b\n"
-    assert read_log(tmp_path, tail=4) == "one b\ntwo a\ntwo b\ntwo c\n"
-    assert read_log(tmp_path / "never-ran") == ""
+    everything = "one a\none b\ntwo a\ntwo b\ntwo c\n"
+    assert read_log(tmp_path) == (everything, len(everything))
+    assert read_log(tmp_path, attempt=1) == ("one a\none b\n", 12)
+    assert read_log(tmp_path, tail=4) == ("one b\ntwo a\ntwo b\ntwo c\n", len(everything))
+    assert read_log(tmp_path / "never-ran") == ("", 0)
 
 
 def test_the_follower_delivers_complete_lines_once_in_bounded_chunks(tmp_path: Path) -> None:

@@ -64,12 +64,6 @@ export async function json(path, options) {
   return payload;
 }
 
-export async function text(path, options) {
-  const response = await request(path, options);
-  if (!response.ok) throw new ApiError(response.status, (await readJson(response)).detail);
-  return response.text();
-}
-
 // A plain link cannot carry the Authorization header, so the file is fetched and saved from a blob.
 export async function download(path) {
   const response = await request(path);

@@ -49,9 +49,14 @@ function pause(ms, signal) {
 }
 
 // Follows /jobs/{id}/events until `end` or the signal aborts, reconnecting with Last-Event-ID after a
-// drop so that no durable event is lost or seen twice. handlers: {onEvent, onConnect, onError}.
-export async function followEvents(jobId, signal, { onEvent, onConnect = () => {}, onError = () => {} }) {
-  let lastId = null;
+// drop so that no durable event is lost or seen twice. handlers: {onEvent, onConnect, onError};
+// startAfter: an event id to start after (null: the whole history).
+export async function followEvents(
+  jobId,
+  signal,
+  { onEvent, onConnect = () => {}, onError = () => {}, startAfter = null },
+) {
+  let lastId = startAfter;
   let retryMs = FIRST_RETRY_MS;
   while (!signal.aborted) {
     let ended = false;

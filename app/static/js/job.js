@@ -1,5 +1,5 @@
 // One job's page: first painted from GET /jobs/{id}, then kept live by its event stream.
-import { ApiError, AuthRequired, json, text } from "./api.js";
+import { ApiError, AuthRequired, json, readJson, request } from "./api.js";
 import { age, duration, h, percent, progressBar, setProgress, statusBadge } from "./dom.js";
 import { followEvents } from "./events.js";
 import { checkpointHead, checkpointRow, field, hyperparameterList, jobCharts } from "./panels.js";
@@ -189,15 +189,21 @@ export async function showJob(container, jobId, signal) {
   };
 
   render();
+  let startAfter = null;
   try {
-    const tail = await text(`/jobs/${encodeURIComponent(jobId)}/logs?tail=${LOG_TAIL_LINES}`, { signal });
-    appendLog(tail.split("\n").filter(Boolean));
+    const response = await request(`/jobs/${encodeURIComponent(jobId)}/logs?tail=${LOG_TAIL_LINES}`, { signal });
+    if (!response.ok) throw new ApiError(response.status, (await readJson(response)).detail);
+    // The stream replays every event, then the log lines after this tail: none missed, none twice.
+    const offset = response.headers.get("Trainq-Log-Offset");
+    if (offset !== null) startAfter = `0.${offset}`;
+    appendLog((await response.text()).split("\n").filter(Boolean));
   } catch (error) {
     if (error instanceof AuthRequired || signal.aborted) return;
     if (!(error instanceof ApiError && error.status === 404)) showError(error.message);
   }
   showStream("connecting", "connecting…");
   await followEvents(jobId, signal, {
+    startAfter,
     onConnect: () => {
       live = true;
       showStream("live", "live");
