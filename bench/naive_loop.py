@@ -20,6 +20,37 @@ from torch.utils.data import DataLoader, TensorDataset
 from worker.training.datasets import split_indices
 from worker.training.models import small_cnn
 
+Loader = DataLoader[tuple[torch.Tensor, ...]]
+
+
+def digits_loaders(batch_size: int) -> tuple[Loader, Loader]:
+    """(train, validation) loaders over the split a digits job uses."""
+    digits = load_digits()
+    images = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)
+    labels = torch.tensor(digits.target)
+    train_index, val_index = split_indices(len(labels), 0.2, seed=0)
+    train = DataLoader(TensorDataset(images[train_index], labels[train_index]), batch_size, shuffle=True)
+    return train, DataLoader(TensorDataset(images[val_index], labels[val_index]), batch_size)
+
+
+def model_and_optimizer() -> tuple[nn.Module, torch.optim.Optimizer]:
+    model = small_cnn(10, 1)
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Loader) -> int:
+    """One epoch of the seed's loop; returns the samples trained on."""
+    criterion = nn.CrossEntropyLoss()
+    model.train()
+    samples = 0
+    for batch, target in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(batch), target)
+        loss.backward()
+        optimizer.step()
+        samples += len(target)
+    return samples
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -27,40 +58,26 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
     torch.manual_seed(0)
-    digits = load_digits()
-    images = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)
-    labels = torch.tensor(digits.target)
-    train_index, val_index = split_indices(len(labels), 0.2, seed=0)
-    train_loader = DataLoader(
-        TensorDataset(images[train_index], labels[train_index]), args.batch_size, shuffle=True
-    )
-    val_loader = DataLoader(TensorDataset(images[val_index], labels[val_index]), args.batch_size)
-    model = small_cnn(10, 1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    criterion = nn.CrossEntropyLoss()
+    train_loader, val_loader = digits_loaders(args.batch_size)
+    model, optimizer = model_and_optimizer()
 
     start = time.perf_counter()
+    samples = 0
     for _ in range(args.epochs):
-        model.train()
-        for batch, target in train_loader:
-            optimizer.zero_grad()
-            loss = criterion(model(batch), target)
-            loss.backward()
-            optimizer.step()
+        samples += train_epoch(model, optimizer, train_loader)
         model.eval()
         correct = 0
         with torch.no_grad():
             for batch, target in val_loader:
                 correct += int((model(batch).argmax(1) == target).sum())
     seconds = time.perf_counter() - start
-    samples = len(train_index) * args.epochs
     print(
         json.dumps(
             {
                 "samples": samples,
                 "seconds": seconds,
                 "samples_per_second": samples / seconds,
-                "val_accuracy": correct / len(val_index),
+                "val_accuracy": correct / len(val_loader.dataset),  # type: ignore[arg-type]
             }
         )
     )

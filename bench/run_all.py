@@ -2,7 +2,7 @@
 
     python bench/run_all.py [--quick]
 
-Runs overhead, pickup, api_load, downloads, start_cost and scale, and gpu_train when
+Runs overhead, defaults, pickup, api_load, downloads, start_cost and scale, and gpu_train when
 CUDA is available, each as its own process with its output shown as it comes. --quick
 passes small sizes: a check that every script runs (a few minutes), not figures to
 quote. A script that fails is reported and the others still run; the exit status is
@@ -22,6 +22,7 @@ from live_service import ROOT
 
 QUICK_ARGS = {
     "overhead.py": ["--epochs", "1", "--repeats", "1"],
+    "defaults.py": ["--epochs", "3"],
     "pickup.py": ["--jobs", "5"],
     "api_load.py": ["--seconds", "1"],
     "downloads.py": ["--mib", "20", "--repeats", "1"],

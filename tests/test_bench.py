@@ -17,6 +17,7 @@ from tests.support.processes import REPO_ROOT
 
 SCRIPTS = [
     "api_load.py",
+    "defaults.py",
     "downloads.py",
     "gpu_check.py",
     "gpu_train.py",
@@ -58,6 +59,12 @@ def test_the_gpu_benchmark_runs_its_naive_loop_and_the_service_path_on_the_cpu()
     out = bench("gpu_train.py", *args, "--variants", "fp32", env=env).stdout
     assert "naive loop again:" in out
     assert "service fp32 / naive = " in out
+
+
+def test_the_defaults_benchmark_alternates_epochs_of_both_loops() -> None:
+    out = bench("defaults.py", "--epochs", "3", "--batch-size", "128").stdout
+    assert sum(line.startswith("epoch ") for line in out.splitlines()) == 2
+    assert "median service path / naive loop = " in out
 
 
 def test_the_download_benchmark_resumes_a_download_with_range_requests() -> None:
