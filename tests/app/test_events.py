@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -34,6 +35,16 @@ def finished_job(engine: Engine, epochs: int = 2) -> str:
         )
     assert queue.succeed(engine, lease=lease, runtime_seconds=1.0)
     return job.id
+
+
+def running_job_with_log(engine: Engine, settings: Settings, text: str) -> tuple[str, Path]:
+    """A claimed job whose first attempt's log already holds `text`."""
+    job = submit_job(engine)
+    assert queue.claim(engine, worker_id="w", lease_seconds=LEASE_S) is not None
+    log = log_path(settings.artifacts_dir / job.id, 1)
+    log.parent.mkdir(parents=True)
+    log.write_text(text)
+    return job.id, log
 
 
 def read_all(client: TestClient | httpx.Client, job_id: str, last_event_id: str | None = None) -> list[Event]:
@@ -136,13 +147,8 @@ def test_new_log_lines_are_streamed_and_a_reconnect_resumes_after_the_last_one(
     server: tuple[httpx.Client, Engine], engine: Engine, settings: Settings
 ) -> None:
     http, _ = server
-    job = submit_job(engine)
-    lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S)
-    assert lease is not None
-    log = log_path(settings.artifacts_dir / job.id, 1)
-    log.parent.mkdir(parents=True)
-    log.write_text("written before the stream opened\n")
-    with http.stream("GET", f"/jobs/{job.id}/events") as response:
+    job_id, log = running_job_with_log(engine, settings, "written before the stream opened\n")
+    with http.stream("GET", f"/jobs/{job_id}/events") as response:
         events = parse_events(response.iter_lines())
         assert [next(events).name for _ in range(3)] == ["status", "status", "progress"]
         with log.open("a") as file:
@@ -151,8 +157,8 @@ def test_new_log_lines_are_streamed_and_a_reconnect_resumes_after_the_last_one(
     assert seen.data == {"attempt": 1, "lines": ["epoch 1 done"]}
     with log.open("a") as file:
         file.write("\nepoch 2 done\n")
-    queue.cancel(engine, job_id=job.id)
-    resumed = read_all(http, job.id, last_event_id=seen.id)
+    queue.cancel(engine, job_id=job_id)
+    resumed = read_all(http, job_id, last_event_id=seen.id)
     logged = [line for e in resumed if e.name == "log" for line in e.data["lines"]]
     assert logged == ["epoch 2 half", "epoch 2 done"]
 
@@ -201,18 +207,13 @@ def test_a_log_read_then_a_stream_from_its_offset_misses_no_line_and_repeats_non
     server: tuple[httpx.Client, Engine], engine: Engine, settings: Settings
 ) -> None:
     http, _ = server
-    job = submit_job(engine)
-    lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S)
-    assert lease is not None
-    log = log_path(settings.artifacts_dir / job.id, 1)
-    log.parent.mkdir(parents=True)
-    log.write_text("one\ntwo\n")
-    tail = http.get(f"/jobs/{job.id}/logs", params={"tail": 1})
+    job_id, log = running_job_with_log(engine, settings, "one\ntwo\n")
+    tail = http.get(f"/jobs/{job_id}/logs", params={"tail": 1})
     assert tail.text == "two\n"
     offset = tail.headers["Trainq-Log-Offset"]
     with log.open("a") as file:
         file.write("three\n")  # written between the log read and the stream's start
-    queue.cancel(engine, job_id=job.id)
-    events = read_all(http, job.id, last_event_id=f"0.{offset}")
+    queue.cancel(engine, job_id=job_id)
+    events = read_all(http, job_id, last_event_id=f"0.{offset}")
     assert [e.data["status"] for e in events if e.name == "status"] == ["queued", "running", "cancelled"]
     assert [line for e in events if e.name == "log" for line in e.data["lines"]] == ["three"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,15 +68,24 @@ class Service:
 TEST_LEASE_SECONDS = "2"
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
-    env = service_env(tmp_path, TRAINQ_LEASE_SECONDS=TEST_LEASE_SECONDS)
-    api, base_url = start_api(tmp_path, env, tmp_path)
-    with httpx.Client(base_url=base_url, timeout=10) as http:
-        running = Service(state_dir=tmp_path, env=env, http=http)
+@contextmanager
+def running_service(state_dir: Path, api_key: str | None = None, **extra_env: str) -> Iterator[Service]:
+    """A live API on a temporary SQLite file, stopped with its workers on exit; `api_key` goes
+    on the test's own requests, `extra_env` to the processes (e.g. TRAINQ_API_KEYS)."""
+    env = service_env(state_dir, TRAINQ_LEASE_SECONDS=TEST_LEASE_SECONDS, **extra_env)
+    api, base_url = start_api(state_dir, env, state_dir)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    with httpx.Client(base_url=base_url, timeout=10, headers=headers) as http:
+        running = Service(state_dir=state_dir, env=env, http=http)
         try:
             yield running
         finally:
             for worker in running.workers:
                 worker.stop()
             api.stop()
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    with running_service(tmp_path) as running:
+        yield running

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Service
-from tests.support.cli import failed_with, running_service, trainq
+from tests.e2e.conftest import Service, running_service
+from tests.support.cli import failed_with, trainq
 from tests.support.polling import wait_for
 from trainq import Client
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Service
-from tests.support.cli import failed_with, running_service, trainq
+from tests.e2e.conftest import Service, running_service
+from tests.support.cli import failed_with, trainq
 from tests.support.processes import free_port
 
 KEY = "cli-errors-key-0123456789abcdef"

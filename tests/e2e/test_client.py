@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import Service
-from tests.support.cli import running_service
+from tests.e2e.conftest import Service, running_service
 from tests.support.processes import free_port
 from trainq import (
     Client,

@@ -8,12 +8,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
-from tests.e2e.conftest import TEST_LEASE_SECONDS, Service
-from tests.support.processes import service_env, start_api
+from tests.e2e.conftest import Service, running_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -67,17 +65,8 @@ def page(browser: Browser) -> Iterator[Page]:
 
 @pytest.fixture
 def keyed_service(tmp_path: Path) -> Iterator[Service]:
-    env = service_env(tmp_path, TRAINQ_LEASE_SECONDS=TEST_LEASE_SECONDS, TRAINQ_API_KEYS=f"alice:{KEY}")
-    api, base_url = start_api(tmp_path, env, tmp_path)
-    headers = {"Authorization": f"Bearer {KEY}"}
-    with httpx.Client(base_url=base_url, timeout=10, headers=headers) as http:
-        running = Service(state_dir=tmp_path, env=env, http=http)
-        try:
-            yield running
-        finally:
-            for worker in running.workers:
-                worker.stop()
-            api.stop()
+    with running_service(tmp_path, api_key=KEY, TRAINQ_API_KEYS=f"alice:{KEY}") as running:
+        yield running
 
 
 def watch_for_problems(page: Page) -> list[str]:

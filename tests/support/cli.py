@@ -1,36 +1,14 @@
-"""Running the `trainq` command in-process against a live service a whole test module shares."""
+"""Running the `trainq` command in-process against a live service."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
-import httpx
 from click.testing import Result
 from typer.testing import CliRunner
 
-from tests.e2e.conftest import TEST_LEASE_SECONDS, Service
-from tests.support.processes import service_env, start_api
+from tests.e2e.conftest import Service
 from trainq.cli import app
 
 ERROR_PREFIX = "trainq: error: "
-
-
-@contextmanager
-def running_service(state_dir: Path, api_key: str | None = None, **extra_env: str) -> Iterator[Service]:
-    """Like the `service` fixture, for module-scoped fixtures; `api_key` goes on the test's own requests."""
-    env = service_env(state_dir, TRAINQ_LEASE_SECONDS=TEST_LEASE_SECONDS, **extra_env)
-    api, base_url = start_api(state_dir, env, state_dir)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    with httpx.Client(base_url=base_url, timeout=10, headers=headers) as http:
-        running = Service(state_dir=state_dir, env=env, http=http)
-        try:
-            yield running
-        finally:
-            for worker in running.workers:
-                worker.stop()
-            api.stop()
 
 
 def trainq(service: Service | str, *args: str, api_key: str | None = None) -> Result:
