@@ -5,7 +5,7 @@ naive loop, in one process, so that the VM's drift between processes cancels out
 
 Alternates one training epoch of the seed's loop (bench/naive_loop.py's: a DataLoader over a
 TensorDataset, Adam with PyTorch's defaults) with one epoch of the service's own code
-(worker.training: the session a job builds, its loader and optimizer, train_one_epoch with its
+(worker.training: the session a job builds, its loader and optimizer, Session.train_epoch with its
 progress accounting), same model (small_cnn), data (digits), batch size and thread count, and
 prints the median ratio of their samples/second. Process start, data loading, validation and
 checkpoints are left out here: bench/overhead.py counts them (target 1).
@@ -24,7 +24,7 @@ from naive_loop import digits_loaders, model_and_optimizer, train_epoch
 from torch import nn
 
 from app.hyperparameters import Hyperparameters
-from worker.training.epoch import EpochProgress, train_one_epoch
+from worker.training.epoch import EpochProgress
 from worker.training.session import start_session
 
 
@@ -47,16 +47,8 @@ def main() -> None:
         start = time.perf_counter()
         naive = train_epoch(model, optimizer, train_loader) / (time.perf_counter() - start)
         session.data.train.set_epoch(epoch)
-        stats = train_one_epoch(
-            session.model,
-            session.data.train,
-            device=session.device,
-            optimizer=session.optimizer,
-            criterion=criterion,
-            scaler=session.scaler,
-            autocast=session.autocast,
-            schedule=session.schedule,
-            grad_clip_norm=None,
+        stats = session.train_epoch(
+            criterion,
             on_batch=lambda _done: False,
             progress=EpochProgress.start(session.schedule.lr, session.device),
         )

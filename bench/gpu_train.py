@@ -96,7 +96,7 @@ def service_rate(args: argparse.Namespace, variant: dict[str, Any]) -> tuple[flo
     """(samples/s, warm-up seconds) of the job's training path with these hyperparameters."""
     from torch import nn
 
-    from worker.training import EpochProgress, train_one_epoch
+    from worker.training import EpochProgress
     from worker.training.session import start_session
 
     with tempfile.TemporaryDirectory() as data_dir:
@@ -110,19 +110,10 @@ def service_rate(args: argparse.Namespace, variant: dict[str, Any]) -> tuple[flo
             session.data.train.set_epoch(epoch)
             progress = EpochProgress.start(session.schedule.lr, session.device)
             wanted = min(steps, len(session.data.train))
-            train_one_epoch(
-                session.model,
-                session.data.train,
-                device=session.device,
-                optimizer=session.optimizer,
-                criterion=criterion,
-                scaler=session.scaler,
-                autocast=session.autocast,
-                schedule=session.schedule,
-                grad_clip_norm=None,
-                on_batch=lambda done, wanted=wanted: done >= wanted,
-                progress=progress,
-            )  # reads the loss totals at the end, which waits for the device
+            # Reads the loss totals at the end, which waits for the device.
+            session.train_epoch(
+                criterion, on_batch=lambda done, wanted=wanted: done >= wanted, progress=progress
+            )
             samples, steps = samples + progress.samples, steps - progress.batches_done
         return samples
 

@@ -23,7 +23,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from live_service import ROOT, live_service, run_job
+from live_service import ROOT, live_service, percentile, run_job
 
 sys.path.insert(0, str(ROOT))
 
@@ -35,11 +35,6 @@ TINY_JOB = {
     "epochs": 1,
     "batch_size": 16,
 }
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def idle_statements(seconds: float) -> tuple[int, int]:

@@ -146,6 +146,7 @@ def get_job(job_id: str, engine: EngineDep, principal: PrincipalDep) -> Response
 
 
 def _public_dict(session: Session, job: Job) -> dict[str, Any]:
+    """A JobPublic's fields, JSON-ready."""
     rows = session.exec(
         select(*(col(getattr(EpochMetric, name)) for name in METRIC_FIELDS))
         .where(EpochMetric.job_id == job.id)
@@ -153,23 +154,15 @@ def _public_dict(session: Session, job: Job) -> dict[str, Any]:
     ).all()
     body = summary_fields(job)
     body["metrics"] = [dict(zip(METRIC_FIELDS, row, strict=True)) for row in rows]
-    body["checkpoints"] = [
-        CheckpointPublic.from_row(c).model_dump(mode="json") for c in _checkpoints(session, job)
-    ]
+    checkpoints = session.exec(
+        select(Checkpoint).where(Checkpoint.job_id == job.id).order_by(col(Checkpoint.epoch))
+    )
+    body["checkpoints"] = [CheckpointPublic.from_row(c).model_dump(mode="json") for c in checkpoints]
     return body
 
 
-def _checkpoints(session: Session, job: Job) -> list[Checkpoint]:
-    return list(
-        session.exec(select(Checkpoint).where(Checkpoint.job_id == job.id).order_by(col(Checkpoint.epoch)))
-    )
-
-
 def _public(session: Session, job: Job) -> JobPublic:
-    metrics = session.exec(
-        select(EpochMetric).where(EpochMetric.job_id == job.id).order_by(col(EpochMetric.epoch))
-    ).all()
-    return JobPublic.from_rows(job, list(metrics), _checkpoints(session, job))
+    return JobPublic.model_validate(_public_dict(session, job))
 
 
 @router.get("/{job_id}/metrics", responses=NOT_FOUND)

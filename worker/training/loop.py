@@ -15,7 +15,7 @@ from app.hyperparameters import Hyperparameters
 
 from .checkpoint import write_checkpoint, write_resume_checkpoint
 from .early_stopping import is_better
-from .epoch import EpochProgress, evaluate, train_one_epoch
+from .epoch import EpochProgress, evaluate
 from .errors import NonFiniteLossError
 from .events import Callbacks, CheckpointInfo, EpochMetrics, NullCallbacks, RunInfo, TrainingOutcome
 from .session import Session, start_session
@@ -136,19 +136,7 @@ def run_training(
         on_batch.epoch = epoch
         seconds_before = progress.seconds  # spent on this epoch by the run that wrote resume.pt
         epoch_start = time.perf_counter()
-        stats = train_one_epoch(
-            model,
-            data.train,
-            device=device,
-            optimizer=session.optimizer,
-            criterion=train_criterion,
-            scaler=session.scaler,
-            autocast=session.autocast,
-            schedule=session.schedule,
-            grad_clip_norm=hp.grad_clip_norm,
-            on_batch=on_batch,
-            progress=progress,
-        )
+        stats = session.train_epoch(train_criterion, on_batch=on_batch, progress=progress)
         if stats is None:
             return _interrupted(session, epoch - 1, _save_resume(session, checkpoint_dir, epoch, progress))
         val_loss, val_accuracy = evaluate(

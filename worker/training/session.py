@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from app.hyperparameters import Hyperparameters
 from .checkpoint import FORMAT_VERSION, read_checkpoint
 from .data import Data, build_data
 from .early_stopping import EarlyStopping, Mode
-from .epoch import EpochProgress
+from .epoch import EpochProgress, EpochStats, train_one_epoch
 from .errors import CheckpointError
 from .events import EpochMetrics
 from .models import build_architecture, build_model
@@ -62,6 +63,24 @@ class Session:
     # The part of start_epoch a resume checkpoint brought along; None to start it afresh.
     resumed_progress: EpochProgress | None = None
     history: list[EpochMetrics] = field(default_factory=list)
+
+    def train_epoch(
+        self, criterion: nn.Module, *, on_batch: Callable[[int], bool], progress: EpochProgress
+    ) -> EpochStats | None:
+        """train_one_epoch with this run's model, data, optimizer, precision and schedule."""
+        return train_one_epoch(
+            self.model,
+            self.data.train,
+            device=self.device,
+            optimizer=self.optimizer,
+            criterion=criterion,
+            scaler=self.scaler,
+            autocast=self.autocast,
+            schedule=self.schedule,
+            grad_clip_norm=self.hp.grad_clip_norm,
+            on_batch=on_batch,
+            progress=progress,
+        )
 
     def state_dict(self, epoch: int, progress: EpochProgress | None = None) -> dict[str, Any]:
         """The checkpoint after `epoch` (and `progress` into the next): constant keys, weights_only-loadable.
