@@ -28,12 +28,46 @@ TORCHVISION_MODELS: frozenset[str] = frozenset({"resnet18", "mobilenet_v3_small"
 DOWNLOADABLE_DATASETS: frozenset[str] = frozenset({"mnist", "fashion_mnist", "cifar10"})
 
 MAX_DATASET_PATH_CHARS = 255
-# One request must not be able to ask for absurd memory: the fake dataset is held
-# in memory as uint8, and an MLP's first layer grows with the image's pixel count.
-MAX_FAKE_DATASET_BYTES = 2 * 1024**3
+# One request must not be able to ask for absurd memory: fake data is held in memory,
+# and an MLP's first layer grows with the image's pixel count.
 MAX_MLP_INPUT_FEATURES = 3 * 256 * 256
+# The most memory fake data may take at its peak, as `fake_data_peak_bytes` counts it.
+MAX_FAKE_DATA_BYTES = 2 * 1024**3
+# Per sample: its uint8 pixels, plus an int64 label and an int64 index into the split.
+FAKE_SAMPLE_OVERHEAD_BYTES = 16
+# Fixed: the generator's float32 chunk and the freed batches glibc keeps (up to twice its 32 MiB
+# top mmap threshold; measured up to 58 MiB). tests/training/test_fake_data_memory.py holds the
+# sum to the measured peak.
+FAKE_WORKING_BYTES = 128 * 1024**2
+# Per pixel of a batch: the loader gathers it as uint8 (1 byte), converts it to float32 (4) and,
+# for channels_last, copies it once more (4), while the loop still holds the last batch (1 + 4).
+FAKE_BATCH_BYTES_PER_PIXEL = 14
 IMAGEFOLDER_DEFAULT_SIZE = 224
+FAKE_DEFAULT_SIZE = 32
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+def fake_data_peak_bytes(*, samples: int, channels: int, image_size: int, batch_size: int) -> int:
+    """Peak memory of a fake dataset: generated straight into uint8, then served a batch at a time."""
+    pixels = channels * image_size**2
+    return (
+        FAKE_WORKING_BYTES
+        + samples * (pixels + FAKE_SAMPLE_OVERHEAD_BYTES)
+        + FAKE_BATCH_BYTES_PER_PIXEL * min(batch_size, samples) * pixels
+    )
+
+
+def _most_fake_samples(*, channels: int, image_size: int, batch_size: int) -> int:
+    """The largest fake_samples whose peak fits MAX_FAKE_DATA_BYTES at this size and batch size."""
+    pixels = channels * image_size**2
+    room = MAX_FAKE_DATA_BYTES - FAKE_WORKING_BYTES
+    # The peak grows with samples and with a batch of min(batch_size, samples): solve on both
+    # sides of that minimum and keep the larger, which is the side that holds.
+    batch_of_batch_size = (room - FAKE_BATCH_BYTES_PER_PIXEL * batch_size * pixels) // (
+        pixels + FAKE_SAMPLE_OVERHEAD_BYTES
+    )
+    batch_of_all_samples = room // ((1 + FAKE_BATCH_BYTES_PER_PIXEL) * pixels + FAKE_SAMPLE_OVERHEAD_BYTES)
+    return max(batch_of_batch_size, batch_of_all_samples)
 
 
 def _is_numeric(annotation: Any) -> bool:
@@ -169,12 +203,7 @@ class Hyperparameters(BaseModel):
 
     def _check_resources(self) -> None:
         if self.dataset == "fake":
-            size = self.image_size or 32
-            if self.fake_samples * self.fake_channels * size * size > MAX_FAKE_DATASET_BYTES:
-                raise ValueError(
-                    f"fake_samples x fake_channels x image_size^2 must stay under {MAX_FAKE_DATASET_BYTES} bytes: "
-                    "use fewer samples or smaller images"
-                )
+            self._check_fake_data_memory()
         if (
             self.model == "mlp"
             and self.image_size is not None
@@ -186,3 +215,19 @@ class Hyperparameters(BaseModel):
                 f"model 'mlp' on imagefolder needs image_size (up to 256; the default {IMAGEFOLDER_DEFAULT_SIZE} "
                 "makes a very large first layer)"
             )
+
+    def _check_fake_data_memory(self) -> None:
+        channels, size, batch_size = self.fake_channels, self.image_size or FAKE_DEFAULT_SIZE, self.batch_size
+        peak = fake_data_peak_bytes(
+            samples=self.fake_samples, channels=channels, image_size=size, batch_size=batch_size
+        )
+        if peak <= MAX_FAKE_DATA_BYTES:
+            return
+        # Always at least the smallest fake_samples allowed: 20 of the largest images fit.
+        most = _most_fake_samples(channels=channels, image_size=size, batch_size=batch_size)
+        raise ValueError(
+            f"fake data would take {peak / 1024**2:.0f} MiB at its peak (the images as uint8 plus "
+            f"batches as floats), over the {MAX_FAKE_DATA_BYTES // 1024**2} MiB limit: lower fake_samples "
+            f"to at most {most} at this image_size and batch_size, or lower image_size, fake_channels "
+            "or batch_size"
+        )

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.hyperparameters import Hyperparameters
+from app.hyperparameters import MAX_FAKE_DATA_BYTES, Hyperparameters
 
 
 def errors_for(**fields: Any) -> str:
@@ -92,7 +92,7 @@ def test_wrong_types_are_rejected() -> None:
         ({"min_learning_rate": 0.1, "learning_rate": 0.01}, "must not exceed learning_rate"),
         (
             {"dataset": "fake", "fake_samples": 100_000, "image_size": 512},
-            "use fewer samples or smaller images",
+            "lower fake_samples to at most",
         ),
         ({"model": "mlp", "image_size": 512}, "use a CNN for larger images"),
         (
@@ -103,6 +103,36 @@ def test_wrong_types_are_rejected() -> None:
 )
 def test_cross_field_rules_say_what_to_change(fields: dict[str, Any], message: str) -> None:
     assert message in errors_for(**fields)
+
+
+def test_a_fake_dataset_that_would_peak_far_past_the_limit_is_refused() -> None:
+    # 2.1 GB of uint8 images, under the old bound on the images' bytes, but 16 GB while generated.
+    message = errors_for(dataset="fake", fake_samples=100_000, fake_channels=1, image_size=146)
+
+    assert f"over the {MAX_FAKE_DATA_BYTES // 1024**2} MiB limit" in message
+    assert "lower fake_samples to at most" in message
+
+
+@pytest.mark.parametrize("batch_size", [1, 64, 4096])
+def test_the_most_fake_samples_the_message_names_fit_and_one_more_does_not(batch_size: int) -> None:
+    shape: dict[str, Any] = {
+        "dataset": "fake",
+        "fake_channels": 3,
+        "image_size": 256,
+        "batch_size": batch_size,
+    }
+    message = errors_for(**shape, fake_samples=100_000)
+    most = int(message.split("at most ")[1].split()[0])
+
+    Hyperparameters(**shape, fake_samples=most)
+    assert "lower fake_samples" in errors_for(**shape, fake_samples=most + 1)
+
+
+def test_a_larger_batch_of_fake_data_counts_against_the_limit() -> None:
+    fits = {"dataset": "fake", "fake_samples": 8000, "image_size": 256}
+
+    Hyperparameters(**fits, batch_size=64)
+    assert "lower fake_samples" in errors_for(**fits, batch_size=2048)
 
 
 @pytest.mark.parametrize(

@@ -84,6 +84,17 @@ def test_fake_data_has_the_requested_shape_and_a_class_signal_a_model_can_learn(
     assert (predicted == val_labels).float().mean() > 0.9
 
 
+def test_fake_data_is_the_same_for_the_same_hyperparameters_and_stored_as_uint8() -> None:
+    request = {"dataset": "fake", "fake_samples": 300, "fake_channels": 3, "image_size": 40, "seed": 5}
+    first, again, other_seed = _build(**request), _build(**request), _build(**{**request, "seed": 6})
+
+    for part in ("train", "val"):
+        loader, same, other = getattr(first, part), getattr(again, part), getattr(other_seed, part)
+        assert loader.images.dtype == torch.uint8  # a quarter of the float memory
+        assert torch.equal(loader.images, same.images) and torch.equal(loader.labels, same.labels)
+        assert not torch.equal(loader.images, other.images)
+
+
 def _write_idx(path: Path, array: np.ndarray) -> None:
     # IDX: two zero bytes, a type code (0x08 = ubyte), the number of dimensions, then big-endian int32 sizes.
     header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">i4").tobytes()

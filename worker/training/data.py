@@ -8,17 +8,20 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from app.hyperparameters import Hyperparameters
+from app.hyperparameters import FAKE_DEFAULT_SIZE, Hyperparameters
 
 from .datasets import DEFAULT_IMAGEFOLDER_SIZE, InMemory, load_imagefolder, load_torchvision, split_indices
 from .loaders import DeviceLoader, Loader, TensorLoader
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_FAKE_SIZE = 32
 FAKE_PROTOTYPE_SIZE = 4
 FAKE_NOISE_STD = 0.25
+# float32 working memory per generated chunk: larger chunks measured slower, and glibc keeps
+# more of them resident after they are freed.
+FAKE_CHUNK_BYTES = 1024**2
 
 
 @dataclass(frozen=True)
@@ -124,17 +127,36 @@ def make_fake_split(hp: Hyperparameters) -> InMemory:
     """Seeded synthetic images that a model can learn: each class is a fixed prototype plus noise.
 
     Prototypes are drawn at 4x4 and upsampled, so the class signal is coarse and
-    survives pooling and resizing. Stored as uint8 to keep large requests at a
-    quarter of the float memory.
+    survives pooling and resizing. The images are generated a chunk at a time straight
+    into their uint8 train and val tensors, so beyond those and the labels only a few
+    MiB of float32 are ever held (app.hyperparameters.fake_data_peak_bytes counts on that).
     """
     generator = torch.Generator().manual_seed(hp.seed)
-    size = hp.image_size or DEFAULT_FAKE_SIZE
-    num_classes, channels = hp.fake_num_classes, hp.fake_channels
+    size = hp.image_size or FAKE_DEFAULT_SIZE
+    num_classes = hp.fake_num_classes
     prototypes = torch.rand(
-        num_classes, channels, FAKE_PROTOTYPE_SIZE, FAKE_PROTOTYPE_SIZE, generator=generator
+        num_classes, hp.fake_channels, FAKE_PROTOTYPE_SIZE, FAKE_PROTOTYPE_SIZE, generator=generator
     )
-    prototypes = F.interpolate(prototypes, size=(size, size), mode="bilinear", align_corners=False)
-    labels = torch.arange(hp.fake_samples) % num_classes
-    noise = torch.randn(hp.fake_samples, channels, size, size, generator=generator).mul_(FAKE_NOISE_STD)
-    images = noise.add_(prototypes[labels]).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
-    return _split(images, labels, num_classes, hp)
+    train_index, val_index = split_indices(hp.fake_samples, hp.val_fraction, hp.seed)
+    train_labels, val_labels = train_index % num_classes, val_index % num_classes
+    return InMemory(
+        train_images=_fake_images(train_labels, prototypes, size, generator),
+        train_labels=train_labels,
+        val_images=_fake_images(val_labels, prototypes, size, generator),
+        val_labels=val_labels,
+        num_classes=num_classes,
+    )
+
+
+def _fake_images(labels: Tensor, prototypes: Tensor, size: int, generator: torch.Generator) -> Tensor:
+    """uint8 images of `labels`' prototypes plus noise, made FAKE_CHUNK_BYTES of float32 at a time."""
+    channels = prototypes.shape[1]
+    images = torch.empty(len(labels), channels, size, size, dtype=torch.uint8)
+    chunk = max(1, FAKE_CHUNK_BYTES // (channels * size * size * 4))
+    for start in range(0, len(labels), chunk):
+        part = labels[start : start + chunk]
+        # Upsampling per chunk: all prototypes at full size could outweigh the dataset itself.
+        signal = F.interpolate(prototypes[part], size=(size, size), mode="bilinear", align_corners=False)
+        noise = torch.randn(signal.shape, generator=generator).mul_(FAKE_NOISE_STD)
+        images[start : start + len(part)] = signal.add_(noise).clamp_(0.0, 1.0).mul_(255.0).round_()
+    return images
