@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import islice
-from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
@@ -60,9 +59,13 @@ def _reports_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 
 @app.callback()
+@_reports_errors
 def connect(
     ctx: typer.Context,
-    url: Annotated[str | None, typer.Option(envvar="TRAINQ_URL", help="The trainq server.")] = None,
+    # Not typer's envvar: the client reads TRAINQ_URL itself, so its errors can say where a bad URL came from.
+    url: Annotated[
+        str | None, typer.Option(help="The trainq server (default: TRAINQ_URL, else http://127.0.0.1:8000).")
+    ] = None,
     api_key: Annotated[
         str | None, typer.Option(envvar="TRAINQ_API_KEY", help="Sent as 'Authorization: Bearer <key>'.")
     ] = None,
@@ -182,10 +185,17 @@ def download(
     job_id: Annotated[str, typer.Argument(metavar="ID")],
     ref: Annotated[str, typer.Argument(metavar="[latest|best|N]", help="Which checkpoint.")] = "best",
     output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="File or folder (default: the server's file name here)."),
+        # A str, not a Path: a Path drops the trailing '/' that asks for a folder.
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="A file, or a folder (an existing one, or any path ending in '/', created when missing) "
+            "that gets the server's file name (default: the current folder).",
+        ),
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted download from PATH.part.")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
     """Download a checkpoint, verify its sha256 and print where it went."""
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
@@ -199,7 +209,9 @@ def download(
         bar.update(task, completed=done, total=total)
 
     try:
-        result = _client(ctx).download_checkpoint(job_id, ref, output, progress=advance, resume=resume)
+        result = _client(ctx).download_checkpoint(
+            job_id, ref, output, progress=advance, resume=resume, force=force
+        )
     finally:
         bar.stop()
     resumed = f", resumed at byte {result.resumed_from_bytes}" if result.resumed_from_bytes else ""

@@ -14,8 +14,10 @@ from urllib.parse import quote
 
 import httpx
 
+from trainq.destination import check_target, make_folder, split_destination
 from trainq.download import Download, fetch_checkpoint
 from trainq.errors import NotFound, ServerUnreachable, TrainqError, error_for
+from trainq.server_url import checked_url
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +35,10 @@ class Client:
     def __init__(
         self, url: str | None = None, api_key: str | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> None:
-        self.url = (url or os.environ.get("TRAINQ_URL") or DEFAULT_URL).rstrip("/")
+        if url is None:
+            self.url = checked_url(os.environ.get("TRAINQ_URL") or DEFAULT_URL, "TRAINQ_URL")
+        else:
+            self.url = checked_url(url, "the server URL")
         key = api_key if api_key is not None else os.environ.get("TRAINQ_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
@@ -149,22 +154,28 @@ class Client:
         *,
         progress: ProgressCallback | None = None,
         resume: bool = True,
+        force: bool = False,
     ) -> Download:
         """Save a checkpoint, verified against its sha256, and return where it went.
 
-        `path` is a file, a folder, or None for the current folder (folders get the server's file name).
-        The bytes go to `<path>.part` first; with `resume`, an existing `.part` is continued with a Range
-        request instead of starting over. `progress(done_bytes, total_bytes)` is called as bytes arrive.
+        `path` is a file or a folder: None (the current folder), an existing folder or a path ending in '/'
+        (created when missing) gets the server's file name. An existing file is replaced only with `force`;
+        anything else that is not a regular file is refused. The bytes go to `<file>.part` first; with
+        `resume`, an existing `.part` is continued with a Range request instead of starting over.
+        `progress(done_bytes, total_bytes)` is called as bytes arrive.
         """
-        target = Path(path) if path is not None else Path.cwd()
-        if not target.is_dir() and not target.parent.is_dir():
-            raise TrainqError(f"cannot save to {target}: the folder {target.parent} does not exist")
+        folder, name = split_destination(path)
+        if name is not None:
+            # Before the checkpoint is looked up: a path that cannot be used is the first thing to hear about.
+            check_target(folder / name, force=force)
         entry = self.checkpoint(job_id, ref)
-        if path is None or target.is_dir():
+        if name is None:
             head = self._request("HEAD", entry["url"])
-            target = target / _attachment_name(head.headers.get("content-disposition"), job_id, entry)
+            name = _attachment_name(head.headers.get("content-disposition"), job_id, entry)
+            make_folder(folder)
+            check_target(folder / name, force=force)
         with self._http_errors_raised():
-            return fetch_checkpoint(self._http, entry, target, progress=progress, resume=resume)
+            return fetch_checkpoint(self._http, entry, folder / name, progress=progress, resume=resume)
 
     # --- plumbing -----------------------------------------------------------------
 

@@ -89,3 +89,19 @@ def running_service(state_dir: Path, api_key: str | None = None, **extra_env: st
 def service(tmp_path: Path) -> Iterator[Service]:
     with running_service(tmp_path) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """Anonymous, with one worker; shared by the modules that use it (each submits its own jobs)."""
+    with running_service(tmp_path_factory.mktemp("live")) as running:
+        running.start_worker()
+        yield running
+
+
+@pytest.fixture(scope="session")
+def finished_job(live: Service) -> dict:
+    """A small digits job that succeeded on `live`, for tests that only read what it left."""
+    job = live.wait_until_final(live.submit("digits-cli", dataset="digits", epochs=3, batch_size=64))
+    assert job["status"] == "succeeded", job
+    return job

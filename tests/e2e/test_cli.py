@@ -14,19 +14,10 @@ import pytest
 
 from tests.e2e.conftest import Service, running_service
 from tests.support.cli import failed_with, trainq
-from tests.support.polling import wait_for
 from trainq import Client
 
 KEY = "cli-test-key-0123456789abcdef"
 DIGITS: dict[str, Any] = {"dataset": "digits", "epochs": 3, "batch_size": 64}
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """Anonymous, with one worker."""
-    with running_service(tmp_path_factory.mktemp("live")) as running:
-        running.start_worker()
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +26,6 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     state_dir = tmp_path_factory.mktemp("keyed")
     with running_service(state_dir, api_key=KEY, TRAINQ_API_KEYS=f"alice:{KEY}") as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def finished_job(live: Service) -> dict:
-    job = live.wait_until_final(live.submit("digits-cli", **DIGITS))
-    assert job["status"] == "succeeded", job
-    return job
 
 
 def best_checkpoint(job: dict) -> dict:
@@ -162,48 +146,6 @@ def test_cancel_ends_a_queued_job_and_watch_then_exits_1(keyed: Service) -> None
     assert watched.exit_code == 1
     assert f"{job_id} cancelled" in watched.stderr
     failed_with(trainq(keyed, "cancel", job_id, api_key=KEY), "the job already ended (cancelled)")
-
-
-def test_download_best_is_verified_against_its_sha256(
-    live: Service, finished_job: dict, tmp_path: Path
-) -> None:
-    best = best_checkpoint(finished_job)
-    result = trainq(live, "download", finished_job["id"], "best", "-o", str(tmp_path))
-    assert result.exit_code == 0, result.output
-    path = Path(result.stdout.strip())
-    assert path == tmp_path / f"digits-cli-{finished_job['id'][:8]}-epoch{best['epoch']}-best.pt"
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == best["sha256"]
-    assert f"sha256 {best['sha256']} verified" in result.stderr
-    assert list(tmp_path.iterdir()) == [path]
-
-
-def test_an_interrupted_download_resumes_with_a_range_request(
-    live: Service, finished_job: dict, tmp_path: Path
-) -> None:
-    latest = max(finished_job["checkpoints"], key=lambda entry: entry["epoch"])
-    content = live.http.get(latest["url"]).content
-    kept = len(content) // 3
-    (tmp_path / "model.pt.part").write_bytes(content[:kept])
-
-    result = trainq(live, "download", finished_job["id"], "latest", "-o", str(tmp_path / "model.pt"))
-    assert result.exit_code == 0, result.output
-    assert (
-        f"transferred {len(content) - kept} of {len(content)} bytes, resumed at byte {kept}" in result.stderr
-    )
-    assert (tmp_path / "model.pt").read_bytes() == content
-    assert not (tmp_path / "model.pt.part").exists()
-    access_log = live.state_dir / "api.log"
-    partial = f'"GET {latest["url"]} HTTP/1.1" 206'
-    wait_for(lambda: partial in access_log.read_text(), timeout_s=10, what="a 206 in the access log")
-
-
-def test_a_download_that_does_not_match_its_sha256_fails_and_keeps_nothing(
-    live: Service, finished_job: dict, tmp_path: Path
-) -> None:
-    (tmp_path / "model.pt.part").write_bytes(b"not the start of any checkpoint")
-    result = trainq(live, "download", finished_job["id"], "best", "-o", str(tmp_path / "model.pt"))
-    failed_with(result, "sha256 mismatch", "run the download again")
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_client_reads_metrics_and_logs_and_downloads_with_progress(

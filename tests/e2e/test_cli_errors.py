@@ -47,6 +47,15 @@ def test_unknown_jobs_and_checkpoints_are_not_found(keyed: Service) -> None:
     )
 
 
+def test_a_folder_to_download_into_is_created_only_for_a_checkpoint_that_exists(
+    keyed: Service, tmp_path: Path
+) -> None:
+    queued = keyed.submit("never-trained", epochs=1)
+    result = trainq(keyed, "download", queued, "-o", f"{tmp_path}/new/", api_key=KEY)
+    failed_with(result, f"job {queued} has no checkpoint 'best'")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_rejected_fields_are_listed_by_their_path(keyed: Service) -> None:
     result = trainq(keyed, "submit", "--epochs", "0", "--model", "vgg", "--set", "colour=red", api_key=KEY)
     line = failed_with(

@@ -11,9 +11,10 @@ from trainq.cli import app
 ERROR_PREFIX = "trainq: error: "
 
 
-def trainq(service: Service | str, *args: str, api_key: str | None = None) -> Result:
-    """`trainq ARGS` against a service (or a URL); TRAINQ_API_KEY is exactly `api_key`, even if unset."""
-    url = service if isinstance(service, str) else str(service.http.base_url)
+def trainq(service: Service | str | None, *args: str, api_key: str | None = None) -> Result:
+    """`trainq ARGS` with TRAINQ_URL set to a service's URL, to a given URL, or (None) unset;
+    TRAINQ_API_KEY is exactly `api_key`, even if unset."""
+    url = str(service.http.base_url) if isinstance(service, Service) else service
     return CliRunner().invoke(app, list(args), env={"TRAINQ_URL": url, "TRAINQ_API_KEY": api_key})
 
 
