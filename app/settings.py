@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.security import parse_api_keys
 
 DEFAULT_STATE_DIR = Path("var")
+# A worker renews its lease every quarter of it and looks at its training process every 0.2 s:
+# below this, a healthy worker loses its jobs to one slow write.
+MIN_LEASE_SECONDS = 2.0
 
 
 class Settings(BaseSettings):
@@ -27,14 +30,17 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=DEFAULT_STATE_DIR / "data", description="Datasets.")
     lease_seconds: float = Field(
-        default=60.0, gt=0, description="How long a claim holds without a heartbeat."
+        default=60.0,
+        description=f"How long a claim holds without a heartbeat (at least {MIN_LEASE_SECONDS:g}).",
     )
     poll_interval_seconds: float = Field(
         default=0.1, gt=0, le=60, description="How often an idle worker looks for a job (a read-only query)."
     )
     api_keys: SecretStr | None = Field(default=None, description="Comma-separated owner:key pairs.")
     api_keys_file: Path | None = Field(default=None, description="A file of owner:key lines.")
-    allow_anonymous: bool = Field(default=False, description="Serve without keys on a non-loopback address.")
+    allow_anonymous: bool = Field(
+        default=False, description="Answer requests from other machines without API keys."
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_log_bytes: int = Field(
         default=5 * 1024 * 1024,
@@ -47,6 +53,17 @@ class Settings(BaseSettings):
     def _known_scheme(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("lease_seconds")
+    @classmethod
+    def _long_enough_lease(cls, value: float) -> float:
+        if not value >= MIN_LEASE_SECONDS:
+            raise ValueError(
+                f"TRAINQ_LEASE_SECONDS must be at least {MIN_LEASE_SECONDS:g} seconds: a worker renews its "
+                "lease every quarter of it, so a shorter one is lost by healthy workers (60, the default, "
+                "suits most machines; a few seconds only makes sense in tests)"
+            )
         return value
 
     @model_validator(mode="after")

@@ -6,13 +6,15 @@ the fork server that starts the process has torch and the runner preloaded.
 
 from __future__ import annotations
 
-from typing import Any
+from multiprocessing.connection import Connection
+
+from worker.task import TrainingTask
 
 
-def training_process_main(*args: Any) -> None:
+def training_process_main(conn: Connection, task: TrainingTask) -> None:
     from worker.runner import run_job
 
-    run_job(*args)
+    run_job(conn, task)
 
 
 def ready() -> None:

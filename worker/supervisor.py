@@ -4,10 +4,14 @@ The supervisor, not the training process, holds the job's lease: it renews it
 every quarter of TRAINQ_LEASE_SECONDS however long a batch takes, checks every
 second that the job was not cancelled or taken back, and enforces the job's
 time limit. Whenever the lease is gone, the training process is killed at once.
+Should the supervisor itself stall (SIGSTOP, a hung database call), the training
+process knows the lease's deadline, which each renewal moves on, and exits by
+itself once it passes: by then another worker may have taken the job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -20,10 +24,12 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 
 from app import queue
+from app.artifacts import attempt_dir, job_dir, remove_stale_files
 from app.logs import log_path
 from app.queue import Lease
 from app.settings import Settings
 from worker.entry import training_process_main
+from worker.task import LEASE_EXPIRED_EXIT_CODE, LeaseRenewed, Stop, TrainingTask
 
 logger = logging.getLogger(__name__)
 
@@ -56,44 +62,58 @@ class JobSupervisor:
     """Runs one claimed job to its end; every write it makes is fenced by the lease."""
 
     def __init__(
-        self, *, engine: Engine, settings: Settings, lease: Lease, stop: threading.Event, mp: BaseContext
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        lease: Lease,
+        lease_deadline: float,
+        stop: threading.Event,
+        mp: BaseContext,
     ) -> None:
+        """`lease_deadline`: time.monotonic() by which the claim's lease runs out (taken before the claim)."""
         self._engine = engine
         self._settings = settings
         self._lease = lease
+        self._lease_deadline = lease_deadline
         self._stop = stop
         self._mp = mp
-        self._job_dir = settings.artifacts_dir / lease.job_id
+        self._job_dir = job_dir(settings.artifacts_dir, lease.job_id).resolve()
+        self._own_dir = attempt_dir(self._job_dir, lease.attempt)
         self._clock = _Clock(earlier_s=lease.runtime_seconds, limit_s=lease.max_runtime_seconds)
         self._last_progress_write = 0.0
         self._pending_epoch: dict[str, Any] | None = None
         self._pending_since = 0.0
 
     def run(self) -> None:
-        self._job_dir.mkdir(parents=True, exist_ok=True)
-        resume = str(self._job_dir / self._lease.resume_file) if self._lease.resume_file else None
+        self._remove_stale_files()
+        lease = self._lease
+        task = TrainingTask(
+            job_id=lease.job_id,
+            attempt=lease.attempt,
+            hyperparameters=lease.hyperparameters,
+            data_dir=str(self._settings.data_dir.resolve()),
+            job_dir=str(self._job_dir),
+            checkpoint_dir=str(self._own_dir),
+            resume_from=str(self._job_dir / lease.resume_file) if lease.resume_file else None,
+            log_file=str(log_path(self._job_dir, lease.attempt)),
+            max_log_bytes=self._settings.max_log_bytes,
+            lease_deadline=self._lease_deadline,
+        )
         conn, child_conn = self._mp.Pipe(duplex=True)
         process = self._mp.Process(  # type: ignore[attr-defined]
-            target=training_process_main,
-            args=(
-                child_conn,
-                self._lease.job_id,
-                self._lease.attempt,
-                self._lease.hyperparameters,
-                str(self._settings.data_dir),
-                str(self._job_dir),
-                resume,
-                str(log_path(self._job_dir, self._lease.attempt)),
-                self._settings.max_log_bytes,
-            ),
-            name=f"trainq-job-{self._lease.job_id}",
+            target=training_process_main, args=(child_conn, task), name=f"trainq-job-{lease.job_id}"
         )
         self._clock.started = time.monotonic()
         process.start()
         child_conn.close()
         logger.info(
-            "job %s: training process %d started (resume from %s)", self._lease.job_id, process.pid, resume
+            "job %s: training process %d started (resume from %s)",
+            lease.job_id,
+            process.pid,
+            task.resume_from,
         )
+        ending: Ending | None = None
         try:
             ending = self._relay(conn)
         finally:
@@ -103,8 +123,10 @@ class JobSupervisor:
             if process.is_alive():
                 process.kill()
             process.join()
-        if ending != "reported":
-            self._remove_partial_files()
+            # A checkpoint being written when the process was killed never got its final name.
+            for partial in self._own_dir.glob(".*.tmp"):
+                partial.unlink(missing_ok=True)
+            self._remove_stale_files()
         if ending == "timeout":
             self._fail(
                 "timeout",
@@ -123,8 +145,8 @@ class JobSupervisor:
         while True:
             if self._stop.is_set() and not stop_sent:
                 logger.info("job %s: asking the training process to stop and checkpoint", self._lease.job_id)
-                conn.send("stop")
                 stop_sent = True
+                _send(conn, Stop())
             if conn.poll(POLL_S):
                 try:
                     message = conn.recv()
@@ -144,6 +166,7 @@ class JobSupervisor:
                 return "timeout"
             if now >= next_heartbeat:
                 next_heartbeat = now + lease_s / 4
+                # The database's new expiry is at least this far from a moment after `now`.
                 if not queue.heartbeat(
                     self._engine,
                     lease=self._lease,
@@ -151,6 +174,7 @@ class JobSupervisor:
                     runtime_seconds=self._clock.runtime_s(),
                 ):
                     return self._lost()
+                _send(conn, LeaseRenewed(deadline=now + lease_s))
             elif now >= next_hold_check:
                 next_hold_check = now + HOLD_CHECK_INTERVAL_S
                 if not queue.holds(self._engine, lease=self._lease):
@@ -251,14 +275,32 @@ class JobSupervisor:
         )
         return "lost"
 
-    def _remove_partial_files(self) -> None:
-        # A checkpoint being written when the process was killed never got its final name.
-        for partial in self._job_dir.glob(".*.tmp"):
-            partial.unlink(missing_ok=True)
+    def _remove_stale_files(self) -> None:
+        removed = remove_stale_files(
+            self._job_dir, attempt=self._lease.attempt, listed=self._lease.listed_files
+        )
+        if removed:
+            logger.info(
+                "job %s: removed %d files that earlier attempts left unlisted",
+                self._lease.job_id,
+                len(removed),
+            )
+
+
+def _send(conn: Connection, message: Stop | LeaseRenewed) -> None:
+    # A training process that is gone cannot take it: the relay reads the pipe's end next.
+    with contextlib.suppress(OSError):
+        conn.send(message)
 
 
 def _death_reason(exitcode: int | None) -> tuple[str, str]:
     """Why a training process ended without reporting, as (reason, message)."""
+    if exitcode == LEASE_EXPIRED_EXIT_CODE:
+        return (
+            "worker_lost",
+            "the worker did not renew the job's lease in time (it stalled, or its database did not "
+            "answer), so the training process stopped itself before another worker could take the job",
+        )
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name
         if -exitcode == signal.SIGKILL:

@@ -58,12 +58,19 @@ class Worker:
                     break
                 self._stop.wait(self._settings.poll_interval_seconds)
                 continue
+            # Taken before the claim, so that it comes no later than the lease's expiry in the database.
+            lease_deadline = time.monotonic() + self._settings.lease_seconds
             lease = queue.claim(
                 self._engine, worker_id=self.worker_id, lease_seconds=self._settings.lease_seconds
             )
             if lease is None:
                 continue  # another worker claimed it first
             JobSupervisor(
-                engine=self._engine, settings=self._settings, lease=lease, stop=self._stop, mp=self._mp
+                engine=self._engine,
+                settings=self._settings,
+                lease=lease,
+                lease_deadline=lease_deadline,
+                stop=self._stop,
+                mp=self._mp,
             ).run()
         logger.info("worker %s stopped", self.worker_id)

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 # Failures of the machine rather than of the job: the job is queued again until
 # max_attempts is used up. Everything else (bad config, bad data, NaN loss, a
 # crash in training code, the time limit) would fail the same way again.
-RETRYABLE_REASONS = frozenset({"worker_lost", "out_of_memory"})
+RETRYABLE_REASONS = frozenset({"worker_lost", "out_of_memory", "disk_full"})
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Lease:
     attempt: int
     hyperparameters: dict[str, Any]
     resume_file: str | None  # where to continue from, when an earlier attempt left a checkpoint
+    listed_files: frozenset[str]  # every file the job's rows name (checkpoints, resume_file) at the claim
     runtime_seconds: float  # training time spent by earlier attempts
     max_runtime_seconds: float | None
 
@@ -67,20 +68,16 @@ def claim(engine: Engine, *, worker_id: str, lease_seconds: float) -> Lease | No
         job.lease_expires_at = now + timedelta(seconds=lease_seconds)
         session.add(job)
         events.status_changed(session, job_id=job.id, status=JobStatus.running, attempt=job.attempts)
-        resume = (
-            job.resume_file
-            or session.exec(
-                select(Checkpoint.file_name)
-                .where(Checkpoint.job_id == job.id)
-                .order_by(col(Checkpoint.epoch).desc())
-                .limit(1)
-            ).first()
-        )
+        checkpoints = session.exec(
+            select(Checkpoint.file_name).where(Checkpoint.job_id == job.id).order_by(col(Checkpoint.epoch))
+        ).all()
+        listed = frozenset(checkpoints) | ({job.resume_file} if job.resume_file else set())
         lease = Lease(
             job_id=job.id,
             attempt=job.attempts,
             hyperparameters=dict(job.hyperparameters),
-            resume_file=resume,
+            resume_file=job.resume_file or (checkpoints[-1] if checkpoints else None),
+            listed_files=listed,
             runtime_seconds=job.runtime_seconds,
             max_runtime_seconds=job.max_runtime_seconds,
         )

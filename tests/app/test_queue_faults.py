@@ -51,21 +51,18 @@ def test_a_job_fails_with_worker_lost_once_max_attempts_are_used_up(engine: Engi
     assert stored.finished_at is not None
 
 
-def test_retryable_failures_are_retried_until_max_attempts(engine: Engine) -> None:
+@pytest.mark.parametrize("reason", ["out_of_memory", "disk_full", "worker_lost"])
+def test_machine_failures_are_retried_until_max_attempts(engine: Engine, reason: str) -> None:
     job = submit_job(engine, max_attempts=2)
     first = claim(engine)
     assert first is not None
-    assert queue.fail(engine, lease=first, reason="out_of_memory", message="killed", runtime_seconds=1)
+    assert queue.fail(engine, lease=first, reason=reason, message="the machine failed", runtime_seconds=1)
     assert reload(engine, job.id).status == JobStatus.queued
     second = claim(engine)
     assert second is not None
-    queue.fail(engine, lease=second, reason="out_of_memory", message="killed", runtime_seconds=2)
+    queue.fail(engine, lease=second, reason=reason, message="the machine failed", runtime_seconds=2)
     stored = reload(engine, job.id)
-    assert (stored.status, stored.error_reason, stored.runtime_seconds) == (
-        JobStatus.failed,
-        "out_of_memory",
-        2,
-    )
+    assert (stored.status, stored.error_reason, stored.runtime_seconds) == (JobStatus.failed, reason, 2)
 
 
 @pytest.mark.parametrize("reason", ["invalid_config", "data_error", "nan_loss", "timeout", "training_error"])
@@ -120,6 +117,26 @@ def test_a_newer_epoch_checkpoint_supersedes_the_hand_back_file(engine: Engine) 
     )
     assert unneeded == ["resume.pt"]
     assert reload(engine, job.id).resume_file is None
+
+
+def test_a_claim_names_every_file_the_job_lists_so_the_rest_can_be_swept(engine: Engine) -> None:
+    submit_job(engine)
+    lease = claim(engine)
+    assert lease is not None
+    for epoch, best in ((1, True), (2, False)):
+        checkpoint = queue.CheckpointFile(
+            epoch=epoch,
+            file_name=f"attempt-1/epoch-000{epoch}.pt",
+            size_bytes=1,
+            sha256="a" * 64,
+            is_best=best,
+        )
+        queue.record_checkpoint(engine, lease=lease, checkpoint=checkpoint)
+    queue.release(engine, lease=lease, resume_file="attempt-1/resume.pt", runtime_seconds=1)
+    again = claim(engine)
+    assert again is not None
+    assert again.listed_files == {"attempt-1/epoch-0001.pt", "attempt-1/epoch-0002.pt", "attempt-1/resume.pt"}
+    assert again.resume_file == "attempt-1/resume.pt"
 
 
 def test_cancelling_a_queued_job_ends_it_at_once(engine: Engine) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+from contextlib import closing
 from typing import Any
 
 import pytest
 import torch
 
 from tests.e2e.conftest import Service
+from tests.support.artifacts import unlisted_files
 from tests.support.polling import wait_for
 from tests.support.processes import is_alive, training_pids
 
@@ -83,6 +86,8 @@ def test_a_job_whose_worker_is_killed_is_resumed_by_another_after_its_latest_che
     assert all(attempts[e] == 1 for e in range(1, checkpointed + 1)), attempts
     assert all(attempts[e] == 2 for e in range(checkpointed + 1, 5)), attempts
     assert f"resume from {service.state_dir}" in second.log()
+    # What the killed attempt was writing (a partial file) went with the next attempt.
+    assert unlisted_files(service.state_dir, job_id) == []
 
 
 def test_cancelling_a_running_job_stops_it_within_seconds_and_the_worker_goes_on(service: Service) -> None:
@@ -105,16 +110,25 @@ def test_cancelling_a_running_job_stops_it_within_seconds_and_the_worker_goes_on
 
 
 def test_a_job_past_its_time_limit_fails_with_timeout_and_keeps_its_checkpoints(service: Service) -> None:
+    first = service.start_worker()
+    job_id = service.submit("time-limited", epochs=100, **LONG_JOB)
+    service.wait_for_job(job_id, lambda job: len(job["checkpoints"]) >= 1, "a first checkpoint")
+    first.signal(signal.SIGTERM)
+    assert first.wait(timeout_s=60) == 0, first.log()
+    handed_back = service.job(job_id)
+    # Only now that a checkpoint exists does the limit start to matter: it is set to run out two
+    # seconds into the next attempt, however long this machine took to get here.
+    limit_s = handed_back["runtime_seconds"] + 2
+    with closing(sqlite3.connect(service.state_dir / "trainq.db")) as db, db:
+        db.execute("UPDATE jobs SET max_runtime_seconds = ? WHERE id = ?", (limit_s, job_id))
+
     service.start_worker()
-    response = service.http.post(
-        "/jobs", json={"hyperparameters": {**LONG_JOB, "epochs": 100}, "max_runtime_seconds": 4}
-    )
-    job = service.wait_until_final(response.json()["id"], timeout_s=60)
-    assert job["status"] == "failed"
-    assert job["error"]["reason"] == "timeout"
-    assert "max_runtime_seconds=4" in job["error"]["message"]
-    assert 4 <= job["runtime_seconds"] < 15
-    assert job["checkpoints"]
+    job = service.wait_until_final(job_id, timeout_s=60)
+    assert (job["status"], job["error"]["reason"], job["attempts"]) == ("failed", "timeout", 2)
+    assert f"max_runtime_seconds={limit_s:g}" in job["error"]["message"]
+    assert limit_s <= job["runtime_seconds"] < limit_s + 30
+    assert len(job["checkpoints"]) >= len(handed_back["checkpoints"])
+    assert service.http.get(f"/jobs/{job_id}/checkpoints/latest").status_code == 200
 
 
 def test_a_diverging_job_fails_with_nan_loss_and_no_poisoned_checkpoint(service: Service) -> None:
@@ -149,15 +163,17 @@ def test_a_training_process_killed_by_the_os_is_retried(service: Service) -> Non
 
 def test_a_second_signal_exits_at_once_and_the_lease_brings_the_job_back(service: Service) -> None:
     worker = service.start_worker()
-    # Batches of several seconds, so the second signal lands while the first batch still runs.
-    slow_batches = {**LONG_JOB, "fake_samples": 8192, "image_size": 64, "batch_size": 4096, "epochs": 5}
-    job_id = service.submit("abandoned", **slow_batches)
+    job_id = service.submit("abandoned", **{**LONG_JOB, "epochs": 5})
     wait_for(lambda: "training small_cnn on" in worker.log(), timeout_s=60, what="training to start")
+    (trainer,) = training_pids(worker)
+    # Held mid-batch, so that the second signal surely comes before the hand-back, on any machine.
+    os.kill(trainer, signal.SIGSTOP)
     worker.signal(signal.SIGTERM)
     # Two signals sent at once arrive as one; the second must come after the first was handled.
     wait_for(lambda: "asking the training process to stop" in worker.log(), timeout_s=10)
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout_s=10) != 0
+    os.kill(trainer, signal.SIGCONT)
     assert "handed back" not in worker.log()
     job = service.wait_for_job(
         job_id, lambda job: job["status"] == "queued", "the API to take the job back", timeout_s=30
@@ -179,12 +195,14 @@ def test_sigterm_mid_epoch_hands_the_job_back_and_the_resumed_run_is_bit_identic
     handed_back = service.job(interrupted)
     assert handed_back["status"] == "queued"
     assert handed_back["error"] is None
-    assert "resume.pt" in os.listdir(service.state_dir / "artifacts" / interrupted)
+    assert "resume.pt" in os.listdir(service.state_dir / "artifacts" / interrupted / "attempt-1")
 
     service.start_worker()
     resumed = service.wait_until_final(interrupted)
     assert (resumed["status"], resumed["attempts"]) == ("succeeded", 2)
     assert metric_epochs(resumed) == [1, 2, 3]
+    # The worker hung up once it had the hand-back: no reason for an error in the job's log.
+    assert "supervising worker is gone" not in service.http.get(f"/jobs/{interrupted}/logs").text
     expected = service.checkpoint_state(reference, "latest")["model_state_dict"]
     actual = service.checkpoint_state(interrupted, "latest")["model_state_dict"]
     assert expected.keys() == actual.keys()

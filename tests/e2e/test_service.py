@@ -78,7 +78,12 @@ def test_a_burst_worker_drains_the_queue_records_failures_and_exits_zero(service
     mnist_job = service.job(missing_mnist)
     assert mnist_job["status"] == "failed"
     assert mnist_job["error"]["reason"] == "data_error"
-    assert "MNIST" in mnist_job["error"]["message"]
+    assert "TRAINQ_DATA_DIR/MNIST/raw/" in mnist_job["error"]["message"]
+    # The owner reads folders by the settings that name them, not by the worker's own paths.
+    failed = [folder_job, mnist_job, service.job(no_gpu), service.job(crashes)]
+    assert not [
+        job["error"]["message"] for job in failed if str(service.state_dir) in job["error"]["message"]
+    ]
     gpu_job = service.job(no_gpu)
     assert (gpu_job["status"], gpu_job["error"]["reason"]) == ("failed", "invalid_config")
     assert "CUDA" in gpu_job["error"]["message"]

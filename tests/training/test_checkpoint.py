@@ -151,8 +151,10 @@ def test_a_file_that_is_not_a_checkpoint_is_a_checkpoint_error(tmp_path: Path) -
     garbage.write_bytes(b"\x00not a zip")
     torch.save({"weights": torch.ones(1)}, foreign)
 
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="cannot read") as raised:
         load_model(garbage)
+    assert "damaged, or not a PyTorch checkpoint" in str(raised.value)
+    assert "\n" not in str(raised.value)
     with pytest.raises(CheckpointError, match="not a trainq checkpoint of format 1 or 2"):
         load_model(foreign)
 
@@ -180,7 +182,10 @@ def test_load_model_refuses_a_checkpoint_that_would_run_code(tmp_path: Path) -> 
     path = tmp_path / "hostile.pt"
     torch.save({"model_state_dict": {}, "payload": _Payload(marker)}, path)
 
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="cannot read checkpoint") as raised:
         load_model(path)
 
     assert not marker.exists()
+    # Not torch's advice to retry with weights_only=False, which would run the payload.
+    assert "weights_only" not in str(raised.value)
+    assert "could run code" in str(raised.value)

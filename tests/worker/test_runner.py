@@ -7,26 +7,47 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import pytest
+
 from tests.support.polling import wait_for
-from worker.runner import PARENT_GONE_EXIT_CODE, CappedFileHandler, _watch_parent
+from worker.runner import CappedFileHandler, LeaseClock, _in_trainq_terms, _watch_parent
+from worker.task import LEASE_EXPIRED_EXIT_CODE, PARENT_GONE_EXIT_CODE, LeaseRenewed, Stop, TrainingTask
+
+FAR_S = 600.0
 
 
-def _busy_training_process(conn: Connection) -> None:
+def _watch(
+    conn: Connection, lease_s: float = FAR_S, *, finished: bool = False
+) -> tuple[threading.Thread, threading.Event, LeaseClock]:
+    stop, done, lease = threading.Event(), threading.Event(), LeaseClock(time.monotonic() + lease_s)
+    if finished:
+        done.set()
+    watcher = threading.Thread(target=_watch_parent, args=(conn, stop, lease, done), daemon=True)
+    watcher.start()
+    return watcher, stop, lease
+
+
+def _busy_training_process(conn: Connection, lease_s: float) -> None:
     # Stands in for a long batch: the main thread never touches the pipe.
-    threading.Thread(target=_watch_parent, args=(conn, threading.Event()), daemon=True).start()
-    time.sleep(600)
+    _watch(conn, lease_s)
+    time.sleep(FAR_S)
 
 
 def _stoppable_training_process(conn: Connection, reply: Connection) -> None:
-    stop = threading.Event()
-    threading.Thread(target=_watch_parent, args=(conn, stop), daemon=True).start()
-    reply.send(stop.wait(timeout=30))
+    _, stop, lease = _watch(conn)
+    reply.send((stop.wait(timeout=30), lease.deadline))
+
+
+def _finished_training_process(conn: Connection, reply: Connection) -> None:
+    watcher, _, _ = _watch(conn, finished=True)
+    reply.send("reported")
+    watcher.join(timeout=30)  # returns once the supervisor hangs up, unless the watcher ends the process
 
 
 def test_a_training_process_exits_when_its_worker_is_gone_even_mid_batch() -> None:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    process = ctx.Process(target=_busy_training_process, args=(child,))
+    process = ctx.Process(target=_busy_training_process, args=(child, FAR_S))
     process.start()
     child.close()
     try:
@@ -38,17 +59,51 @@ def test_a_training_process_exits_when_its_worker_is_gone_even_mid_batch() -> No
         process.join()
 
 
-def test_stop_from_the_worker_sets_the_stop_flag() -> None:
+def test_a_training_process_exits_by_itself_when_its_lease_runs_out_though_its_worker_lives() -> None:
+    # A stalled worker (SIGSTOP, a hung database call) keeps the pipe open but renews nothing.
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_busy_training_process, args=(child, 0.5))
+    process.start()
+    child.close()
+    try:
+        wait_for(lambda: process.exitcode is not None, timeout_s=30, what="the training process to exit")
+        assert process.exitcode == LEASE_EXPIRED_EXIT_CODE
+    finally:
+        process.kill()
+        process.join()
+        parent.close()
+
+
+def test_a_renewal_moves_the_lease_deadline_and_stop_sets_the_stop_flag() -> None:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     reply_out, reply_in = ctx.Pipe(duplex=False)
     process = ctx.Process(target=_stoppable_training_process, args=(child, reply_in))
     process.start()
-    parent.send("stop")
+    renewed = time.monotonic() + 2 * FAR_S
+    parent.send(LeaseRenewed(deadline=renewed))
+    parent.send(Stop())
     assert reply_out.poll(30)
-    assert reply_out.recv() is True
+    assert reply_out.recv() == (True, renewed)
     process.join(30)
     parent.close()
+
+
+def test_a_training_process_that_reported_its_end_is_not_killed_when_its_worker_hangs_up() -> None:
+    # A graceful hand-back: the supervisor closes the pipe as soon as it has the result. That is
+    # no reason to exit with an error (nor to write "supervising worker is gone" into the log).
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    reply_out, reply_in = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_finished_training_process, args=(child, reply_in))
+    process.start()
+    child.close()
+    assert reply_out.poll(30)
+    assert reply_out.recv() == "reported"
+    parent.close()
+    process.join(30)
+    assert process.exitcode == 0
 
 
 def test_a_chatty_training_log_stops_at_its_cap_with_a_note(tmp_path: Path) -> None:
@@ -68,3 +123,64 @@ def test_a_chatty_training_log_stops_at_its_cap_with_a_note(tmp_path: Path) -> N
     assert lines[0] == "line 0000 of a job that logs too much"
     assert lines[-1].startswith("... log truncated")
     assert len(lines) > 50
+
+
+def test_an_attempt_whose_lease_ran_out_writes_no_more_log_lines(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "attempt-1.log"
+    lease = LeaseClock(time.monotonic() + FAR_S)
+    handler = CappedFileHandler(path, max_bytes=4096, lease=lease)
+    log = logging.getLogger("test.stale")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("written while the lease holds")
+        lease.deadline = time.monotonic() - 1
+        log.warning("written after another attempt may have started")
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    assert path.read_text().splitlines() == ["written while the lease holds"]
+
+
+def test_a_log_on_a_full_disk_says_so_once_instead_of_a_traceback_per_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full = tmp_path / "logs" / "attempt-1.log"
+    full.parent.mkdir()
+    full.symlink_to("/dev/full")  # every write fails with ENOSPC
+    handler = CappedFileHandler(full, max_bytes=1024 * 1024)
+    log = logging.getLogger("test.full")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        for i in range(50):
+            log.warning("line %d", i)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 1, errors
+    assert "No space left on device" in errors[0]
+
+
+def test_failure_messages_name_the_workers_folders_by_their_settings() -> None:
+    task = TrainingTask(
+        job_id="j1",
+        attempt=1,
+        hyperparameters={},
+        data_dir="/srv/trainq/data",
+        job_dir="/srv/trainq/artifacts/j1",
+        checkpoint_dir="/srv/trainq/artifacts/j1/attempt-1",
+        resume_from=None,
+        log_file="/srv/trainq/artifacts/j1/logs/attempt-1.log",
+        max_log_bytes=4096,
+        lease_deadline=0.0,
+    )
+    message = (
+        "put the files into /srv/trainq/data/MNIST/raw/; cannot read checkpoint "
+        "/srv/trainq/artifacts/j1/attempt-1/epoch-0001.pt; /srv/trainq/data2 is another folder"
+    )
+    assert _in_trainq_terms(message, task) == (
+        "put the files into TRAINQ_DATA_DIR/MNIST/raw/; cannot read checkpoint "
+        "TRAINQ_ARTIFACTS_DIR/j1/attempt-1/epoch-0001.pt; /srv/trainq/data2 is another folder"
+    )

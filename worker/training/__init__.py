@@ -6,7 +6,15 @@ Imports nothing of the service but `app.hyperparameters`; reports through callba
 from .checkpoint import RESUME_FILENAME, checkpoint_filename, load_model
 from .early_stopping import EarlyStopping
 from .epoch import EpochProgress, evaluate, train_one_epoch
-from .errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TrainingError
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    DiskFullError,
+    NonFiniteLossError,
+    TrainingError,
+    disk_full_error,
+)
 from .loop import (
     Callbacks,
     CheckpointInfo,
@@ -24,6 +32,7 @@ __all__ = [
     "CheckpointInfo",
     "ConfigError",
     "DataError",
+    "DiskFullError",
     "EarlyStopping",
     "EpochMetrics",
     "EpochProgress",
@@ -33,6 +42,7 @@ __all__ = [
     "TrainingError",
     "TrainingOutcome",
     "checkpoint_filename",
+    "disk_full_error",
     "evaluate",
     "load_model",
     "run_training",

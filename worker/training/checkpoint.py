@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, disk_full_error
 from .models import build_architecture
 
 logger = logging.getLogger(__name__)
@@ -31,17 +31,24 @@ def checkpoint_filename(epoch: int) -> str:
 
 
 class _HashingWriter:
-    """Counts and hashes the bytes on their way to the file, so nothing is read back."""
+    """Counts and hashes the bytes on their way to the file, so nothing is read back.
+
+    Keeps the OSError a write raised: torch's writer reports it only as "unexpected pos"."""
 
     def __init__(self, file: BinaryIO) -> None:
         self.file = file
         self.digest = hashlib.sha256()
         self.size = 0
+        self.error: OSError | None = None
 
     def write(self, data: bytes) -> int:
         self.digest.update(data)
         self.size += len(data)
-        return self.file.write(data)
+        try:
+            return self.file.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
 
     def flush(self) -> None:
         self.file.flush()
@@ -64,18 +71,25 @@ def _write_atomically(state: dict[str, Any], checkpoint_dir: Path, name: str) ->
     directory is fsynced after it so the rename itself survives a power cut.
     """
     checkpoint_dir = checkpoint_dir.resolve()
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_dir / name
-    fd, temporary = tempfile.mkstemp(dir=checkpoint_dir, prefix=f".{path.name}.", suffix=".tmp")
+    writer: _HashingWriter | None = None
     try:
-        with os.fdopen(fd, "wb") as file:
-            writer = _HashingWriter(file)
-            torch.save(state, writer)  # type: ignore[arg-type]
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=checkpoint_dir, prefix=f".{path.name}.", suffix=".tmp")
+        writer = _HashingWriter(os.fdopen(fd, "wb"))
+        try:
+            with writer.file as file:
+                torch.save(state, writer)  # type: ignore[arg-type]
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except Exception as exc:
+        full = disk_full_error((writer and writer.error) or exc, checkpoint_dir)
+        if full is not None:
+            raise full from exc
         raise
     directory = os.open(checkpoint_dir, os.O_RDONLY)
     try:
@@ -90,7 +104,15 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        # Never torch's advice to load it with weights_only=False: that runs whatever the file holds.
+        if "Unsupported global" in str(exc):
+            problem = (
+                "it holds objects other than tensors and plain values, which trainq never loads "
+                "because they could run code; use a checkpoint trainq wrote"
+            )
+        else:
+            problem = "it is damaged, or not a PyTorch checkpoint"
+        raise CheckpointError(f"cannot read checkpoint {path}: {problem}") from exc
     if not isinstance(state, dict) or state.get("format_version") not in READABLE_FORMAT_VERSIONS:
         found = state.get("format_version") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(

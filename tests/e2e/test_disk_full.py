@@ -1,0 +1,67 @@
+"""A full disk under the artifacts folder: a clear disk_full failure, retried, and a quiet log."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Service, running_service
+
+TMPFS_SIZE = "48k"  # room for logs, not for a checkpoint of even the smallest model
+
+
+@pytest.fixture
+def small_disk_service(tmp_path: Path) -> Iterator[Service]:
+    """A live service whose TRAINQ_ARTIFACTS_DIR is a tiny tmpfs of its own (needs root)."""
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(artifacts)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        with running_service(tmp_path) as service:
+            yield service
+    finally:
+        subprocess.run(["umount", "--lazy", str(artifacts)], check=True)
+
+
+def _assert_disk_full_after_every_attempt(service: Service, job_id: str) -> None:
+    job = service.wait_until_final(job_id, timeout_s=180)
+    assert (job["status"], job["error"]["reason"]) == ("failed", "disk_full")
+    assert job["attempts"] == 3  # retried like any failure of the machine, until max_attempts
+    message = job["error"]["message"]
+    assert "TRAINQ_ARTIFACTS_DIR" in message
+    assert "MiB free" in message
+    assert str(service.state_dir) not in message
+    assert job["checkpoints"] == []
+    log = service.workers[0].log()
+    assert "Logging error" not in log
+    assert log.count("Traceback") == 0
+
+
+def test_a_checkpoint_that_fills_the_disk_fails_the_attempt_with_disk_full(
+    small_disk_service: Service,
+) -> None:
+    small_disk_service.start_worker()
+    job_id = small_disk_service.submit("fills-the-disk", epochs=2)
+    _assert_disk_full_after_every_attempt(small_disk_service, job_id)
+
+
+def test_a_job_on_an_already_full_disk_fails_with_disk_full_and_one_line_per_attempt_about_its_log(
+    small_disk_service: Service,
+) -> None:
+    filler = small_disk_service.state_dir / "artifacts" / "filler"
+    with filler.open("wb") as file, pytest.raises(OSError, match="No space left"):
+        file.write(b"\0" * 1024 * 1024)
+        file.flush()
+    small_disk_service.start_worker()
+    job_id = small_disk_service.submit("full-from-the-start", epochs=2)
+    _assert_disk_full_after_every_attempt(small_disk_service, job_id)
+    assert small_disk_service.workers[0].log().count("turned off: [Errno 28]") == 3
