@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import queue, telemetry
 from app.db import create_schema, make_engine
+from app.integrity import check_artifacts, check_database
 from app.middleware import LimitBodySize, RequireApiKey
 from app.models import NOT_FOUND, UNAUTHORIZED
 from app.routes import checkpoints, dashboard, events, health, jobs, prometheus
@@ -33,8 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or get_settings()
         app.state.authenticator = authenticator_for(resolved)
+        check_database(url=resolved.database_url)
         engine = make_engine(resolved.database_url)
         create_schema(engine)
+        app.state.integrity_problems = check_artifacts(engine=engine, artifacts_dir=resolved.artifacts_dir)
         app.state.settings = resolved
         app.state.engine = engine
         logger.info("serving jobs from %s", engine.url.render_as_string(hide_password=True))
@@ -51,10 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="trainq", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(400, _unreadable_body)
     # One registry per app: apps created side by side (tests) keep their series apart.
     app.state.metrics_registry = CollectorRegistry()
-    # The last added runs first: keys are checked before anything else (a refused request is
-    # not counted), then requests are counted (a 413 too), then the body is limited as it is read.
+    # The last added runs first: keys (or without keys, the peer) are checked before anything else
+    # (a refused request is not counted), then requests are counted (a 413 too), then the body is
+    # read, up to its limit, before any route runs.
     app.add_middleware(LimitBodySize)
     app.add_middleware(telemetry.RecordRequests, metrics=telemetry.HttpMetrics(app.state.metrics_registry))
     app.add_middleware(RequireApiKey)
@@ -69,18 +77,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def authenticator_for(settings: Settings) -> Authenticator | None:
-    """None (anonymous) only on a loopback address, unless anonymous access is explicitly allowed."""
+    """None (anonymous) without keys. Then RequireApiKey answers only this machine's requests
+    (unless anonymous access is explicitly allowed); this refuses early, with a clear message,
+    the public addresses that uvicorn's arguments show."""
     keys = settings.api_key_owners()
     if keys:
         logger.info("API keys required (%d owners)", len(set(keys.values())))
         return Authenticator(keys)
-    host = uvicorn_bind_host(environ=os.environ)
-    if host is None or is_loopback(host):
-        return None
     if settings.allow_anonymous:
         logger.warning(
-            "serving %s WITHOUT API keys (TRAINQ_ALLOW_ANONYMOUS=true): anyone who reaches it can train", host
+            "serving WITHOUT API keys to every address (TRAINQ_ALLOW_ANONYMOUS=true): anyone who reaches "
+            "it can train"
         )
+        return None
+    host = uvicorn_bind_host(environ=os.environ)
+    if host is None or is_loopback(host):
+        logger.info("no API keys: answering only requests from this machine")
         return None
     raise RuntimeError(
         f"refusing to serve {host} without API keys: anyone who can reach it could run jobs. "
@@ -104,6 +116,31 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
     return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
+
+
+async def _unreadable_body(request: Request, exc: Exception) -> Response:
+    # FastAPI answers 400 to a JSON body that fails to decode for any reason but its syntax;
+    # a bad body is a 422 like every other, saying what to change.
+    assert isinstance(exc, StarletteHTTPException)
+    problem = _json_problem(exc.__cause__)
+    if problem is None:
+        return await http_exception_handler(request, exc)
+    detail = [{"loc": ["body"], "msg": problem, "type": "json_invalid"}]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
+def _json_problem(cause: BaseException | None) -> str | None:
+    """What made json.loads fail, for the errors that FastAPI does not report as a syntax error."""
+    if isinstance(cause, UnicodeDecodeError):
+        return (
+            f"the body is not valid {cause.encoding} at byte {cause.start} ({cause.reason}): send UTF-8 JSON"
+        )
+    if isinstance(cause, RecursionError):
+        return "the body nests arrays or objects too deeply"
+    if isinstance(cause, ValueError):
+        # Python refuses to convert longer integers (CVE-2020-10735); no field takes one anyway.
+        return f"a number in the body has more than {sys.get_int_max_str_digits()} digits"
+    return None
 
 
 app = create_app()

@@ -1,4 +1,4 @@
-"""Guards in front of every route: a body size limit and the API key check.
+"""Guards in front of every route: a body size limit and the API key (or, without keys, peer) check.
 
 Written as plain ASGI middleware so that every path, including ones added
 later and the OpenAPI pages, is covered unless it is exempted here.
@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.security import ANONYMOUS, Authenticator
+from app.security import ANONYMOUS, GENERATE_KEY_HINT, Authenticator, is_remote_peer
 
 # The dashboard page (/) and its assets (/ui/...) load without a key, so that the page can ask for one.
 OPEN_PATHS = frozenset({("GET", "/health"), ("HEAD", "/health"), ("GET", "/"), ("HEAD", "/")})
@@ -31,8 +30,18 @@ async def _send_error(send: Send, status: int, detail: str, headers: dict[str, s
     await send({"type": "http.response.body", "body": body})
 
 
+# Without keys every caller is the anonymous owner who sees every job: only this machine may call.
+LOCAL_ONLY_DETAIL = (
+    "this API has no keys, so it answers only requests from this machine; on the server, set "
+    f"TRAINQ_API_KEYS='owner:key' (or TRAINQ_API_KEYS_FILE), {GENERATE_KEY_HINT}, then send "
+    "'Authorization: Bearer <key>'"
+)
+
+
 class RequireApiKey:
-    """401 unless the request carries a configured key; records who is calling."""
+    """401 unless the request carries a configured key; records who is calling. Without keys,
+    403 for a peer on another machine (unless TRAINQ_ALLOW_ANONYMOUS), whatever address the
+    server was told to bind: the start-up check can only see uvicorn's own arguments."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -41,9 +50,14 @@ class RequireApiKey:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        authenticator: Authenticator | None = scope["app"].state.authenticator
+        state = scope["app"].state
+        authenticator: Authenticator | None = state.authenticator
         principal = ANONYMOUS
-        if authenticator is not None and not is_open(scope["method"], scope["path"]):
+        if authenticator is None:
+            if not state.settings.allow_anonymous and is_remote_peer(scope.get("client")):
+                await _send_error(send, 403, LOCAL_ONLY_DETAIL)
+                return
+        elif not is_open(scope["method"], scope["path"]):
             headers = dict(scope["headers"])
             authorization = headers.get(b"authorization", b"").decode("latin-1")
             found = authenticator.authenticate(authorization)
@@ -63,14 +77,13 @@ class RequireApiKey:
         await self.app(scope, receive, send)
 
 
-class _TooLarge(HTTPException):
-    # An HTTPException, so that frameworks that wrap errors while parsing a body pass it on.
-    def __init__(self, limit: int) -> None:
-        super().__init__(status_code=413, detail=f"the request body is larger than {limit} bytes")
-
-
 class LimitBodySize:
-    """413 for a body over the limit, before anything parses it (declared or streamed)."""
+    """413 for a body over the limit, declared or streamed, before the route runs.
+
+    The body is read (up to the limit) before the app is called, not counted as the app reads it:
+    a route that ignores its body still reads messages to notice a disconnect (file and event
+    stream responses do), and a body found too large after its response started could then
+    neither be answered with a 413 nor stop the response cleanly."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -82,27 +95,26 @@ class LimitBodySize:
         limit: int = scope["app"].state.settings.max_body_bytes
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _send_error(send, 413, str(_TooLarge(limit).detail))
+            await _refuse_too_large(send, limit)
             return
-        received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        received: list[Message] = []
+        size = 0
+        while not received or received[-1].get("more_body", False):
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _TooLarge(limit)
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+            if size > limit:
+                await _refuse_too_large(send, limit)
+                return
+            received.append(message)
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replay_then_receive() -> Message:
+            return received.pop(0) if received else await receive()
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge as too_large:
-            if not started:
-                await _send_error(send, 413, str(too_large.detail))
+        await self.app(scope, replay_then_receive, send)
+
+
+async def _refuse_too_large(send: Send, limit: int) -> None:
+    # Closing the connection stops a client that would go on sending the rest of the body.
+    await _send_error(send, 413, f"the request body is larger than {limit} bytes", {"connection": "close"})

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 ANONYMOUS_OWNER = "anonymous"
 ADMIN_OWNER = "admin"
+# Prometheus's owner: /metrics counts every owner's jobs, so only it and those who see all jobs read it.
+METRICS_OWNER = "metrics"
 MIN_KEY_CHARS = 16
 OWNER_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 KEY_PATTERN = re.compile(r"[\x21-\x7e]+")
@@ -23,6 +25,10 @@ class Principal:
 
     owner: str
     sees_all: bool
+
+    @property
+    def reads_metrics(self) -> bool:
+        return self.sees_all or self.owner == METRICS_OWNER
 
 
 ANONYMOUS = Principal(owner=ANONYMOUS_OWNER, sees_all=True)
@@ -78,9 +84,27 @@ def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    # A dual-stack socket sees an IPv4 peer as ::ffff:a.b.c.d.
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return (mapped or address).is_loopback
+
+
+def is_remote_peer(client: tuple[str, int] | None) -> bool:
+    """Whether an ASGI scope's client reached us over the network from another machine.
+
+    Servers give the socket's IP address (with uvicorn, that of X-Forwarded-For when a proxy on
+    this machine sent it). A unix socket has none (None), and an in-process client such as
+    Starlette's TestClient gives a name, not an address: neither came over a network."""
+    if client is None:
+        return False
+    try:
+        ipaddress.ip_address(client[0].strip("[]"))
+    except ValueError:
+        return False
+    return not is_loopback(client[0])
 
 
 def uvicorn_bind_host(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> str | None:

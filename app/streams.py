@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -110,6 +111,11 @@ class EventHub:
                         subscription.inbox.put_nowait(Progress(epoch, progress))
 
 
+# A larger number can be neither an SQL parameter (SQLite's INTEGER) nor a file offset.
+MAX_CURSOR_PART = 2**63 - 1
+_CURSOR_TEXT = re.compile(r"([0-9]{1,19})\.([0-9]{1,19})")
+
+
 class Cursor:
     """Where a stream is: the last event id sent and the bytes of log sent. Its text is the SSE id."""
 
@@ -119,9 +125,12 @@ class Cursor:
 
     @classmethod
     def parse(cls, text: str) -> Cursor:
-        """Raises ValueError unless `text` is an id this stream sent."""
-        event_id, log_offset = (int(part) for part in text.split(".", 1))
-        if event_id < 0 or log_offset < 0:
+        """Raises ValueError unless `text` could be an id this stream sent."""
+        match = _CURSOR_TEXT.fullmatch(text)
+        if match is None:
+            raise ValueError(text)
+        event_id, log_offset = int(match[1]), int(match[2])
+        if event_id > MAX_CURSOR_PART or log_offset > MAX_CURSOR_PART:
             raise ValueError(text)
         return cls(event_id, log_offset)
 

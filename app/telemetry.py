@@ -46,8 +46,9 @@ class QueueCollector(Collector):
     """Gauges from indexed queries at each scrape. The worker, not this process, finishes
     epochs, so their series are running totals that each scrape advances by the rows added
     to epoch_metrics since the last one: the table is read once, however often it is scraped.
-    New rows are found by id. SQLite (the table has no AUTOINCREMENT) gives a new row the id
-    of a deleted newest row, so a retry that replaces the newest row is not counted again."""
+    New rows are found by id. The table has AUTOINCREMENT (sqlite_autoincrement), so no id is
+    ever given twice: an epoch that a retried attempt trains again replaces its row with one of a
+    new id, and is counted again, as the work was done again."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine

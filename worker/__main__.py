@@ -13,6 +13,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from app.db import create_schema, make_engine
+from app.integrity import DamagedDatabase, check_database
 from app.settings import get_settings
 from worker.worker import Worker
 
@@ -34,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     # Made up front so a user sees where datasets and checkpoints go.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        check_database(url=settings.database_url)
+    except DamagedDatabase as exc:
+        print(f"trainq worker: {exc}", file=sys.stderr)
+        return 1
     engine = make_engine(settings.database_url)
     create_schema(engine)
 

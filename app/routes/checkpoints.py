@@ -6,12 +6,15 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 from sqlmodel import Session, col, select
 
+from app.artifacts import job_dir
 from app.deps import JobDep, SessionDep, SettingsDep
 from app.models import Checkpoint, CheckpointPublic, Job
 
 router = APIRouter(prefix="/jobs/{job_id}/checkpoints", tags=["checkpoints"])
 
 _EPOCH_REF = re.compile(r"[0-9]{1,9}")
+# One entity-tag of an If-None-Match list, weak or strong; the group is its opaque text.
+_ENTITY_TAG = re.compile(r'(?:W/)?"([^"]*)"')
 
 
 class CheckpointFile(FileResponse):
@@ -41,12 +44,12 @@ def download_checkpoint(
 ) -> Response:
     """ref is `latest`, `best` or an epoch number. Answers Range requests with 206."""
     row = _find(session, job, ref)
-    job_dir = (settings.artifacts_dir / job.id).resolve()
-    path = (job_dir / row.file_name).resolve()
-    if not path.is_relative_to(job_dir) or not path.is_file():
+    folder = job_dir(settings.artifacts_dir, job.id).resolve()
+    path = (folder / row.file_name).resolve()
+    if not path.is_relative_to(folder) or not path.is_file():
         raise HTTPException(status_code=404, detail=f"checkpoint file for epoch {row.epoch} is missing")
     etag = f'"{row.sha256}"'
-    if request.headers.get("if-none-match") == etag:
+    if _not_modified(request.headers.getlist("if-none-match"), row.sha256):
         return Response(status_code=304, headers={"ETag": etag})
     return CheckpointFile(
         path,
@@ -54,6 +57,15 @@ def download_checkpoint(
         filename=_download_name(job, row),
         headers={"ETag": etag, "Cache-Control": "private, max-age=0"},
     )
+
+
+def _not_modified(if_none_match: list[str], opaque_tag: str) -> bool:
+    """RFC 9110 13.1.2: `*`, or any listed tag equal to ours under weak comparison (W/ ignored)."""
+    # Splitting at commas cannot cut our tag (a hex digest) nor make a fragment look like it.
+    elements = [element.strip() for value in if_none_match for element in value.split(",")]
+    if elements == ["*"]:
+        return True
+    return any((match := _ENTITY_TAG.fullmatch(element)) and match[1] == opaque_tag for element in elements)
 
 
 def _find(session: Session, job: Job, ref: str) -> Checkpoint:

@@ -6,11 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
+from sqlalchemy import Engine
 from sse_starlette import EventSourceResponse
 
+from app.artifacts import job_dir
 from app.deps import EngineDep, JobDep, SettingsDep
 from app.logs import read_log
 from app.models import NOT_FOUND
+from app.queue import events
 from app.streams import Cursor, EventHub, job_stream
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -40,9 +43,24 @@ def job_events(
         Header(max_length=64, description="The id of the last event received, to resume after it."),
     ] = None,
 ) -> EventSourceResponse:
+    cursor = _resume_from(last_event_id, engine)
+    hub: EventHub = request.app.state.event_hub
+    stream = job_stream(
+        hub, engine, job_id=job.id, job_dir=job_dir(settings.artifacts_dir, job.id), cursor=cursor
+    )
+    return EventSourceResponse(stream, ping=KEEPALIVE_S)
+
+
+def _resume_from(last_event_id: str | None, engine: Engine) -> Cursor:
+    """422 for an id no stream sent: past the newest stored event, a stream would wait forever
+    for an event it would then pass on (its job's end too)."""
+    if last_event_id is None:
+        return Cursor()
     try:
-        cursor = Cursor.parse(last_event_id) if last_event_id is not None else Cursor()
-    except ValueError as exc:
+        cursor = Cursor.parse(last_event_id)
+    except ValueError:
+        cursor = None
+    if cursor is None or cursor.event_id > events.last_event_id(engine):
         detail = [
             {
                 "loc": ["header", "last-event-id"],
@@ -50,10 +68,8 @@ def job_events(
                 "type": "value_error",
             }
         ]
-        raise HTTPException(status_code=422, detail=detail) from exc
-    hub: EventHub = request.app.state.event_hub
-    stream = job_stream(hub, engine, job_id=job.id, job_dir=settings.artifacts_dir / job.id, cursor=cursor)
-    return EventSourceResponse(stream, ping=KEEPALIVE_S)
+        raise HTTPException(status_code=422, detail=detail)
+    return cursor
 
 
 @router.get(
@@ -71,6 +87,6 @@ def job_logs(
     Without `attempt`, the `Trainq-Log-Offset` header tells how far into the logs this response
     read: an event stream opened with `Last-Event-ID: 0.<offset>` replays every event and then
     carries exactly the log lines after this response's."""
-    text, size = read_log(settings.artifacts_dir / job.id, attempt=attempt, tail=tail)
+    text, size = read_log(job_dir(settings.artifacts_dir, job.id), attempt=attempt, tail=tail)
     headers = {LOG_OFFSET_HEADER: str(size)} if attempt is None else {}
     return PlainTextResponse(text, headers=headers)

@@ -88,7 +88,10 @@ def test_a_reconnect_with_last_event_id_gets_exactly_what_it_missed(
     assert [e.name for e in read_all(client, job_id, last_event_id=first[-2].id)] == ["end"]
 
 
-@pytest.mark.parametrize("last_event_id", ["nope", "1", "-1.0", "1.x"])
+@pytest.mark.parametrize(
+    "last_event_id",
+    ["nope", "1", "-1.0", "1.x", "+1.0", "1_0.0", "9223372036854775808.0", "0.9223372036854775808"],
+)
 def test_a_last_event_id_the_stream_never_sent_is_422(
     client: TestClient, engine: Engine, last_event_id: str
 ) -> None:
@@ -96,6 +99,17 @@ def test_a_last_event_id_the_stream_never_sent_is_422(
     response = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": last_event_id})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["header", "last-event-id"]
+
+
+def test_a_last_event_id_past_the_newest_event_is_422_not_a_stream_that_never_ends(
+    client: TestClient, engine: Engine
+) -> None:
+    job_id = finished_job(engine)
+    newest = max(int(e.id.split(".")[0]) for e in read_all(client, job_id) if e.id is not None)
+    for last_event_id in (f"{newest + 1}.0", "9223372036854775807.0"):
+        response = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": last_event_id})
+        assert response.status_code == 422, last_event_id
+    assert [e.name for e in read_all(client, job_id, last_event_id=f"{newest}.0")] == ["end"]
 
 
 def test_events_of_an_unknown_job_are_404(client: TestClient) -> None:

@@ -24,6 +24,8 @@ from tests.factories import epoch_metrics, submit_job
 
 LEASE_S = 60.0
 OPS_KEY = "ops-key-0123456789abcdef"
+ADMIN_KEY = "admin-key-0123456789abcdef"
+ALICE_KEY = "alice-key-0123456789abcdef"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -211,13 +213,16 @@ def test_metrics_are_served_in_the_prometheus_text_format(client: TestClient) ->
     assert "# TYPE trainq_jobs gauge" in response.text
 
 
-def test_metrics_need_a_key_when_keys_are_configured(settings: Settings, engine: Engine) -> None:
-    keyed = settings.model_copy(update={"api_keys": SecretStr(f"ops:{OPS_KEY}")})
-    with TestClient(create_app(keyed)) as client:
+def test_metrics_are_for_admin_and_the_metrics_owner_only(settings: Settings, engine: Engine) -> None:
+    keys = f"metrics:{OPS_KEY},admin:{ADMIN_KEY},alice:{ALICE_KEY}"
+    with TestClient(create_app(settings.model_copy(update={"api_keys": SecretStr(keys)}))) as client:
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        samples = scrape(client, Authorization=f"Bearer {OPS_KEY}")
-    assert value(samples, "trainq_queue_depth") == 0
+        refused = client.get("/metrics", headers={"Authorization": f"Bearer {ALICE_KEY}"})
+        assert refused.status_code == 403
+        assert "'metrics'" in refused.json()["detail"]
+        scraped = [scrape(client, Authorization=f"Bearer {key}") for key in (OPS_KEY, ADMIN_KEY)]
+    assert [value(samples, "trainq_queue_depth") for samples in scraped] == [0, 0]
 
 
 EVENTS = Route("/jobs/{job_id}/events", PlainTextResponse(""))

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from app import queue
 from app.main import create_app
-from app.security import Authenticator, is_loopback, parse_api_keys, uvicorn_bind_host
+from app.security import Authenticator, is_loopback, is_remote_peer, parse_api_keys, uvicorn_bind_host
 from app.settings import Settings
 
 ALICE = "alice-key-0123456789abcdef"
@@ -171,6 +171,62 @@ def test_streamed_bodies_over_the_limit_get_413(client: TestClient) -> None:
     assert response.status_code == 413
 
 
+def peer(settings: Settings, address: str) -> TestClient:
+    return TestClient(create_app(settings), client=(address, 40000))
+
+
+# Job data, the dashboard and /health (whose problems name jobs) alike.
+ANONYMOUS_READS = ["/jobs", "/metrics", "/health", "/", "/openapi.json"]
+
+
+def test_without_keys_a_request_from_another_machine_is_refused_with_how_to_set_keys(
+    settings: Settings, engine: Engine
+) -> None:
+    with peer(settings, "192.0.2.7") as remote:
+        for path in ANONYMOUS_READS:
+            response = remote.get(path)
+            assert response.status_code == 403, path
+            assert "TRAINQ_API_KEYS" in response.json()["detail"]
+        assert remote.post("/jobs", json={}).status_code == 403
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
+def test_without_keys_a_request_from_this_machine_is_answered(
+    settings: Settings, engine: Engine, address: str
+) -> None:
+    with peer(settings, address) as local:
+        assert [local.get(path).status_code for path in ANONYMOUS_READS] == [200] * len(ANONYMOUS_READS)
+
+
+def test_allow_anonymous_answers_every_machine_and_keys_answer_any_machine_that_has_one(
+    settings: Settings, engine: Engine
+) -> None:
+    with peer(settings.model_copy(update={"allow_anonymous": True}), "192.0.2.7") as remote:
+        assert remote.get("/jobs").status_code == 200
+    with peer(settings.model_copy(update={"api_keys": SecretStr(f"alice:{ALICE}")}), "192.0.2.7") as remote:
+        assert remote.get("/jobs").status_code == 401
+        assert remote.get("/jobs", headers=auth(ALICE)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("client", "remote"),
+    [
+        (("192.0.2.7", 1), True),
+        (("2001:db8::1", 1), True),
+        (("::ffff:192.0.2.7", 1), True),
+        (("127.0.0.1", 1), False),
+        (("::1", 1), False),
+        (("::ffff:127.0.0.1", 1), False),
+        (None, False),  # a unix socket
+        (("testclient", 50000), False),  # in-process: no network address at all
+    ],
+)
+def test_only_a_non_loopback_ip_address_is_a_remote_peer(
+    client: tuple[str, int] | None, remote: bool
+) -> None:
+    assert is_remote_peer(client) is remote
+
+
 @pytest.mark.parametrize(
     ("argv", "env", "host"),
     [
@@ -193,6 +249,7 @@ def test_the_bind_address_is_read_from_uvicorns_arguments(
         ("127.0.0.1", True),
         ("127.1.2.3", True),
         ("::1", True),
+        ("::ffff:127.0.0.1", True),
         ("localhost", True),
         ("0.0.0.0", False),
         ("::", False),
