@@ -4,14 +4,18 @@ VENV ?= .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN := $(VENV)/bin
+# Exact versions with hashes: make install, CI and the Docker image install the same packages.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+PIP := $(BIN)/pip --quiet --disable-pip-version-check
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint lock clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+$(VENV)/.installed: pyproject.toml requirements/test.lock | $(BIN)/activate
+	$(PIP) install --require-hashes -r requirements/test.lock
+	$(PIP) install --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed
@@ -30,6 +34,13 @@ lint: install
 
 test: install lint
 	$(BIN)/python -m pytest
+
+# After a change to pyproject.toml's dependencies, or to take newer releases: the one command
+# that refreshes both locks (Linux x86_64, Python 3.11: the image's and CI's platform).
+lock: | $(BIN)/activate
+	$(PIP) install 'pip-tools>=7.4'
+	cd requirements && ../$(BIN)/pip-compile $(LOCK_FLAGS) --extra test -o test.lock ../pyproject.toml
+	cd requirements && ../$(BIN)/pip-compile $(LOCK_FLAGS) -o runtime.lock ../pyproject.toml runtime.in
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
