@@ -31,10 +31,15 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+# A live service is private to its script (its API listens on 127.0.0.1 only), and the script's
+# client sends no key: keys meant for the real service (the image's TRAINQ_API_KEYS) stay out.
+_NOT_INHERITED = frozenset({"TRAINQ_API_KEYS", "TRAINQ_API_KEYS_FILE"})
+
+
 def service_env(state_dir: Path, **settings: str) -> dict[str, str]:
     """The environment of an API or worker keeping its database and files under state_dir."""
     return {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name not in _NOT_INHERITED},
         "TRAINQ_DATABASE_URL": f"sqlite:///{state_dir}/trainq.db",
         "TRAINQ_ARTIFACTS_DIR": f"{state_dir}/artifacts",
         "TRAINQ_DATA_DIR": f"{state_dir}/data",

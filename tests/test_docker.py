@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from tests.support.processes import API_COMMAND, HEALTH_PATH, REPO_ROOT, WORKER_COMMAND
 
@@ -106,6 +109,14 @@ def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
     assert (result.returncode, result.stdout) == (0, "")
 
 
+@pytest.mark.parametrize("script", ["deploy/compose-check", "deploy/entrypoint.sh", ".ci/run"])
+def test_shellcheck_finds_nothing_in_the_scripts(script: str) -> None:
+    result = subprocess.run(
+        [require_tool("shellcheck"), str(REPO_ROOT / script)], capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stdout) == (0, "")
+
+
 def test_the_image_runs_the_commands_the_tests_start(tmp_path: Path) -> None:
     services = compose_config(tmp_path, "docker-compose.yml")["services"]
     image_command = dockerfile_instruction("CMD")
@@ -118,16 +129,92 @@ def test_the_image_runs_the_commands_the_tests_start(tmp_path: Path) -> None:
 
 
 def test_the_build_context_holds_only_the_code() -> None:
-    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
-    assert ignored[ignored.index("*") :][:1] == ["*"], "everything is excluded first"
+    ignored = [
+        line for line in (REPO_ROOT / ".dockerignore").read_text().splitlines() if not line.startswith("#")
+    ]
+    assert ignored[:1] == ["*"], "everything is excluded first"
     allowed = {line[1:].rstrip("/") for line in ignored if line.startswith("!")}
     assert allowed == {
+        "requirements/runtime.lock",
         "pyproject.toml",
         "README.md",
         "app",
         "worker",
         "trainq",
+        "deploy/entrypoint.sh",
         "bench/gpu_check.py",
         "bench/live_service.py",
+        "certs",
     }
     assert {"**/__pycache__", "**/*.pt"} <= set(ignored)
+
+
+def test_the_dockerfile_needs_no_frontend_from_a_registry() -> None:
+    # A `# syntax=` parser directive makes every BuildKit build fetch that frontend image first,
+    # which fails offline or behind a registry mirror.
+    first_lines = (REPO_ROOT / "Dockerfile").read_text().splitlines()[:5]
+    assert not [line for line in first_lines if line.replace(" ", "").lower().startswith("#syntax=")]
+
+
+def test_a_package_mirror_and_build_certificates_reach_only_the_build_stage(tmp_path: Path) -> None:
+    stages = (REPO_ROOT / "Dockerfile").read_text().split("\nFROM ")
+    build, final = stages[1], stages[2]
+    assert build.startswith("python:${PYTHON_VERSION}-slim-bookworm AS build")
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST"):
+        assert f"ARG {name}" in build
+        assert name not in final, f"{name} would be recorded in the final image"
+    assert "COPY certs/" in build and "certs" not in final
+    assert "pip install --require-hashes -r runtime.lock" in build
+    mirror = {"PIP_INDEX_URL": "http://mirror:3141/simple", "PIP_TRUSTED_HOST": "mirror"}
+    for config in (
+        compose_config(tmp_path, "docker-compose.yml", env=mirror),
+        compose_config(tmp_path, *COMPOSE_FILES, env=mirror),
+    ):
+        for service in config["services"].values():
+            assert service["build"]["args"] == {**mirror, "PIP_EXTRA_INDEX_URL": ""}
+
+
+def test_env_example_says_first_what_a_machine_without_a_gpu_needs() -> None:
+    head = "\n".join((REPO_ROOT / ".env.example").read_text().splitlines()[:6])
+    assert "COMPOSE_PROFILES=cpu" in head
+    assert 'could not select device driver "nvidia"' in head
+
+
+def _pins(lock: str) -> dict[str, str]:
+    text = (REPO_ROOT / "requirements" / lock).read_text()
+    return {m.group(1).lower(): m.group(2) for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", text, re.M)}
+
+
+def test_the_locks_pin_every_dependency_with_hashes_and_agree_with_each_other() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    runtime, test = _pins("runtime.lock"), _pins("test.lock")
+    for lock, requirements in (
+        (runtime, project["dependencies"]),
+        (test, project["dependencies"] + project["optional-dependencies"]["test"]),
+    ):
+        for line in requirements:
+            requirement = Requirement(line)
+            name = requirement.name.lower()
+            assert name in lock, f"{name} is not locked: run make lock"
+            assert requirement.specifier.contains(lock[name]), (
+                f"{name}=={lock[name]} breaks {line}: run make lock"
+            )
+    # The image runs exactly the versions the tests ran.
+    assert {name: version for name, version in test.items() if name in runtime} == runtime
+    for lock in ("runtime.lock", "test.lock"):
+        text = (REPO_ROOT / "requirements" / lock).read_text()
+        hashed = re.findall(r"^([A-Za-z0-9_.-]+)==\S+(?: \\\n +--hash=sha256:[0-9a-f]{64})+", text, re.M)
+        assert {name.lower() for name in hashed} == set(_pins(lock)), f"{lock}: every pin needs its hashes"
+
+
+def test_the_readme_gives_the_in_image_checks_the_compose_check_runs() -> None:
+    check = (REPO_ROOT / "deploy" / "compose-check").read_text()
+    readme = (REPO_ROOT / "README.md").read_text()
+    docker_section = readme[readme.index("## Run with Docker") : readme.index("## Operations")]
+    cpu_check = re.search(
+        r'"\$\{COMPOSE\[@\]\}" run --rm -T (worker-cpu python \S+) \\\n\s+(--device[^>]+?) >', check
+    )
+    assert cpu_check is not None
+    assert f"docker compose run --rm {cpu_check[1]} {cpu_check[2]}" in docker_section
+    assert "deploy/compose-check" in docker_section
+    assert "no Docker engine" not in docker_section

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -11,9 +12,12 @@ CPU_RUN = ["--device", "cpu", "--amp", "off", "--epochs", "1", "--samples", "256
 
 
 def test_the_gpu_check_script_trains_through_the_api_and_loads_the_checkpoint_on_cpu() -> None:
+    # Run as in the image, where the container's environment has the real service's keys.
+    env = {**os.environ, "TRAINQ_API_KEYS": "admin:a-key-for-the-real-service-0123"}
     result = subprocess.run(
         [sys.executable, "bench/gpu_check.py", *CPU_RUN],
         cwd=REPO_ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,

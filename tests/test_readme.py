@@ -29,4 +29,8 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
     assert "make test" in README
     assert "make run" in README
-    assert ci.strip().splitlines()[-1] == "make test"
+    commands = [line for line in ci.splitlines() if line and not line.startswith((" ", "#"))]
+    # README's test command, then the compose check, each run as a command of its own.
+    assert "make test" in commands
+    assert commands[-1] == "deploy/compose-check"
+    assert commands.index("make test") < commands.index("deploy/compose-check")
