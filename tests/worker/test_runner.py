@@ -4,6 +4,8 @@ import logging
 import multiprocessing
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -106,18 +108,23 @@ def test_a_training_process_that_reported_its_end_is_not_killed_when_its_worker_
     assert process.exitcode == 0
 
 
-def test_a_chatty_training_log_stops_at_its_cap_with_a_note(tmp_path: Path) -> None:
-    path = tmp_path / "logs" / "attempt-1.log"
-    handler = CappedFileHandler(path, max_bytes=4096)
-    log = logging.getLogger("test.chatty")
+@contextmanager
+def _logger_writing_to(handler: logging.Handler) -> Iterator[logging.Logger]:
+    log = logging.getLogger(f"test.runner.{id(handler)}")
     log.addHandler(handler)
     log.propagate = False
     try:
-        for i in range(1000):
-            log.warning("line %04d of a job that logs too much", i)
+        yield log
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def test_a_chatty_training_log_stops_at_its_cap_with_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "attempt-1.log"
+    with _logger_writing_to(CappedFileHandler(path, max_bytes=4096)) as log:
+        for i in range(1000):
+            log.warning("line %04d of a job that logs too much", i)
     lines = path.read_text().splitlines()
     assert path.stat().st_size <= 4096 + 100
     assert lines[0] == "line 0000 of a job that logs too much"
@@ -128,17 +135,10 @@ def test_a_chatty_training_log_stops_at_its_cap_with_a_note(tmp_path: Path) -> N
 def test_an_attempt_whose_lease_ran_out_writes_no_more_log_lines(tmp_path: Path) -> None:
     path = tmp_path / "logs" / "attempt-1.log"
     lease = LeaseClock(time.monotonic() + FAR_S)
-    handler = CappedFileHandler(path, max_bytes=4096, lease=lease)
-    log = logging.getLogger("test.stale")
-    log.addHandler(handler)
-    log.propagate = False
-    try:
+    with _logger_writing_to(CappedFileHandler(path, max_bytes=4096, lease=lease)) as log:
         log.warning("written while the lease holds")
         lease.deadline = time.monotonic() - 1
         log.warning("written after another attempt may have started")
-    finally:
-        log.removeHandler(handler)
-        handler.close()
     assert path.read_text().splitlines() == ["written while the lease holds"]
 
 
@@ -148,16 +148,9 @@ def test_a_log_on_a_full_disk_says_so_once_instead_of_a_traceback_per_line(
     full = tmp_path / "logs" / "attempt-1.log"
     full.parent.mkdir()
     full.symlink_to("/dev/full")  # every write fails with ENOSPC
-    handler = CappedFileHandler(full, max_bytes=1024 * 1024)
-    log = logging.getLogger("test.full")
-    log.addHandler(handler)
-    log.propagate = False
-    try:
+    with _logger_writing_to(CappedFileHandler(full, max_bytes=1024 * 1024)) as log:
         for i in range(50):
             log.warning("line %d", i)
-    finally:
-        log.removeHandler(handler)
-        handler.close()
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 1, errors
     assert "No space left on device" in errors[0]
