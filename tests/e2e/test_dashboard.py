@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
 from tests.e2e.conftest import Service, running_service
+from tests.support.processes import training_pids
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -139,7 +141,17 @@ def test_a_job_submitted_in_the_browser_draws_its_curves_live_and_ends_with_chec
     expect(page.get_by_test_id("stream-state")).to_have_attribute("data-state", "live")
     expect(loss).to_have_attribute("data-points", "0")
     page.evaluate(RECORD_CHANGES)
-    service.start_worker()
+    worker = service.start_worker()
+    # Held after an epoch, so that the page shows a running job with points however fast this
+    # machine trains (a whole job could otherwise reach the page in one burst of events).
+    service.wait_for_job(job_id, lambda job: 1 <= len(job["metrics"]) < EPOCHS, "a first epoch")
+    (trainer,) = training_pids(worker)
+    os.kill(trainer, signal.SIGSTOP)
+    try:
+        expect(status).to_have_text("running")
+        expect(loss).to_have_attribute("data-points", re.compile(r"^[1-9]"))
+    finally:
+        os.kill(trainer, signal.SIGCONT)
 
     expect(status).to_have_text("succeeded", timeout=TRAINING_TIMEOUT_MS)
     for chart in ("loss-chart", "accuracy-chart", "lr-chart"):
