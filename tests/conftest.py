@@ -13,9 +13,15 @@ from app.settings import Settings
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def database_url(tmp_path: Path) -> str:
+    """SQLite here; tests/app runs each test on PostgreSQL too (tests/app/conftest.py)."""
+    return f"sqlite:///{tmp_path / 'trainq.db'}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'trainq.db'}",
+        database_url=database_url,
         artifacts_dir=tmp_path / "artifacts",
         data_dir=tmp_path / "data",
     )

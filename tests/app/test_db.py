@@ -8,6 +8,9 @@ from sqlalchemy import Engine, text
 
 from app.db import read_session, write_session
 from app.settings import Settings
+from tests.support.databases import sqlite_only
+
+pytestmark = sqlite_only
 
 
 def database_path(settings: Settings) -> Path:

@@ -15,6 +15,7 @@ from app.models import new_job_id
 from app.settings import Settings
 from tests.factories import submit_job
 from tests.support.damage import break_btree_page, trainq_database, write_not_a_database
+from tests.support.databases import sqlite_only
 
 
 def database_path(settings: Settings) -> Path:
@@ -35,6 +36,7 @@ def write_attempt_log(settings: Settings, job_id: str, attempt: int) -> None:
     path.write_text(f"attempt {attempt}\n")
 
 
+@sqlite_only
 def test_a_damaged_btree_page_fails_the_check_with_how_to_restore(settings: Settings) -> None:
     trainq_database(settings.database_url, jobs=3)
     break_btree_page(database_path(settings))
@@ -47,6 +49,7 @@ def test_a_damaged_btree_page_fails_the_check_with_how_to_restore(settings: Sett
     assert f'sqlite3 {database_path(settings)} ".recover" | sqlite3 restored.db' in message
 
 
+@sqlite_only
 def test_a_file_that_is_not_a_database_fails_the_check(settings: Settings) -> None:
     write_not_a_database(database_path(settings))
     with pytest.raises(DamagedDatabase, match="file is not a database"):
@@ -64,6 +67,7 @@ def test_postgresql_is_not_quick_checked() -> None:
     check_database(url="postgresql://trainq@127.0.0.1:1/trainq")
 
 
+@sqlite_only
 def test_the_api_refuses_to_start_on_a_damaged_database(settings: Settings) -> None:
     trainq_database(settings.database_url, jobs=3)
     break_btree_page(database_path(settings))
