@@ -20,6 +20,7 @@ class Service:
     state_dir: Path
     env: dict[str, str]
     http: httpx.Client
+    api: ServiceProcess
     workers: list[ServiceProcess] = field(default_factory=list)
 
     def start_worker(self, *args: str) -> ServiceProcess:
@@ -76,7 +77,7 @@ def running_service(state_dir: Path, api_key: str | None = None, **extra_env: st
     api, base_url = start_api(state_dir, env, state_dir)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     with httpx.Client(base_url=base_url, timeout=10, headers=headers) as http:
-        running = Service(state_dir=state_dir, env=env, http=http)
+        running = Service(state_dir=state_dir, env=env, http=http, api=api)
         try:
             yield running
         finally:
