@@ -6,12 +6,18 @@ the write lock up front (BEGIN IMMEDIATE): a deferred transaction that reads
 and then writes can fail with "database is locked" without waiting, because
 SQLite cannot upgrade its read lock while another writer holds the lock.
 Reads stay deferred so they never queue behind writers.
+
+A PostgreSQL connection is a server process, and the server allows max_connections (100 by
+default) in all, so each process asks for a bounded pool: the API a pool for its request
+threads (API_POOL), a worker a couple of connections (WORKER_POOL). SQLite connections are
+file handles: one per thread that may need one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +28,43 @@ from sqlmodel import Session, SQLModel, create_engine
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # One connection for each thread that can run a request at once (anyio's default thread
 # limit), so that under load no request waits for a connection after it got a thread.
-POOL_SIZE = 40
+SQLITE_POOL_SIZE = 40
 _IMMEDIATE = "trainq_immediate"
 
 
-def make_engine(url: str) -> Engine:
+@dataclass(frozen=True)
+class Pool:
+    """How many PostgreSQL connections a process keeps open (size), and opens beyond those
+    for a burst and closes again (overflow); past both, a session waits for a connection."""
+
+    size: int
+    overflow: int
+
+
+# Requests mostly hold a connection for a few milliseconds; 20 serve anyio's 40 threads.
+API_POOL = Pool(size=10, overflow=10)
+# The claim/record loop and the lease renewer, each one at a time; one spare.
+WORKER_POOL = Pool(size=2, overflow=1)
+
+
+def make_engine(url: str, *, pool: Pool = API_POOL) -> Engine:
+    """An engine for a SQLite or PostgreSQL URL; `pool` bounds PostgreSQL's connections."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE // 4, max_overflow=POOL_SIZE)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=pool.size,
+            max_overflow=pool.overflow,
+            # The tables hold UTC times: a server in another zone must not shift them.
+            connect_args={"options": "-c timezone=utc"},
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        pool_size=POOL_SIZE,
+        pool_size=SQLITE_POOL_SIZE,
         max_overflow=0,
     )
     _configure_sqlite(engine)
@@ -72,9 +101,13 @@ def read_session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+def writer(engine: Engine) -> Engine:
+    """The same engine (and pool), whose transactions take SQLite's write lock at BEGIN."""
+    return engine.execution_options(**{_IMMEDIATE: True})
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A transaction that holds the write lock from its first statement; commits on success."""
-    immediate = engine.execution_options(**{_IMMEDIATE: True})
-    with Session(immediate, expire_on_commit=False) as session, session.begin():
+    with Session(writer(engine), expire_on_commit=False) as session, session.begin():
         yield session
