@@ -78,6 +78,7 @@ class Job(SQLModel, table=True):
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
     resume_file: str | None = None  # a mid-epoch checkpoint left by a graceful hand-back
+    resume_sha256: str | None = None  # resume_file's sha256, checked by a worker that downloads it
     idempotency_key: str | None = Field(default=None, max_length=MAX_IDEMPOTENCY_KEY_CHARS)
     request_hash: str | None = None
 

@@ -7,8 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from app.db import create_schema, make_engine
+from app.db import make_engine
 from app.main import create_app
+from app.migrations import upgrade
 from app.settings import Settings
 
 
@@ -30,7 +31,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
     engine = make_engine(settings.database_url)
-    create_schema(engine)
+    upgrade(engine)
     yield engine
     engine.dispose()
 

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-from app.db import create_schema, make_engine
+from app.db import make_engine
+from app.migrations import upgrade
 from tests.support.databases import fresh_database
 
 
@@ -18,8 +19,18 @@ from tests.support.databases import fresh_database
 def postgres_database() -> Iterator[str]:
     with fresh_database() as url:
         engine = make_engine(url)
-        create_schema(engine)
+        upgrade(engine)
         engine.dispose()
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database with nothing in it, for migration tests (database_url's is upgraded)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'trainq.db'}"
+        return
+    with fresh_database() as url:
         yield url
 
 
