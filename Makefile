@@ -21,8 +21,10 @@ $(VENV)/.installed: pyproject.toml requirements/test.lock | $(BIN)/activate
 install: $(VENV)/.installed
 
 # The API and one worker in the foreground. Ctrl-C reaches both processes by itself (the worker
-# then hands its job back); a SIGTERM to this recipe is passed on to them once.
+# then hands its job back); a SIGTERM to this recipe is passed on to them once. The schema is
+# upgraded first: the worker refuses to start on a database the API has not upgraded yet.
 run: install
+	$(BIN)/python -m app.migrations upgrade
 	@trap 'wait' INT; trap 'kill -TERM $$api $$worker 2>/dev/null; wait' TERM; \
 	$(BIN)/python -m worker & worker=$$!; \
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) & api=$$!; \

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # One connection for each thread that can run a request at once (anyio's default thread
@@ -87,12 +87,6 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get(_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-def create_schema(engine: Engine) -> None:
-    from app import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-
-    SQLModel.metadata.create_all(engine)
 
 
 @contextmanager

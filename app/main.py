@@ -20,9 +20,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import queue, telemetry
-from app.db import create_schema, make_engine
+from app.db import make_engine
 from app.integrity import check_artifacts, check_database
 from app.middleware import LimitBodySize, RequireApiKey
+from app.migrations import upgrade
 from app.models import NOT_FOUND, UNAUTHORIZED
 from app.routes import checkpoints, dashboard, events, health, jobs, prometheus
 from app.security import GENERATE_KEY_HINT, Authenticator, is_loopback, uvicorn_bind_host
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.authenticator = authenticator_for(resolved)
         check_database(url=resolved.database_url)
         engine = make_engine(resolved.database_url)
-        create_schema(engine)
+        upgrade(engine)
         app.state.integrity_problems = check_artifacts(engine=engine, artifacts_dir=resolved.artifacts_dir)
         app.state.settings = resolved
         app.state.engine = engine

@@ -99,12 +99,13 @@ def prepare(database_url: str) -> tuple[str, str]:
     """A finished job with METRIC_ROWS epochs, then a long job left queued (the oldest queued,
     so the worker started for the training phase claims it before any job POSTed meanwhile)."""
     from app import queue
-    from app.db import create_schema, make_engine
+    from app.db import make_engine
     from app.hyperparameters import Hyperparameters
+    from app.migrations import upgrade
     from app.models import JobCreate
 
     engine = make_engine(database_url)
-    create_schema(engine)
+    upgrade(engine)
     job, _ = queue.submit(engine, job_in=JobCreate(name=f"{METRIC_ROWS} epochs"))
     lease = queue.claim(engine, worker_id="bench", lease_seconds=3600)
     assert lease is not None and lease.job_id == job.id

@@ -36,11 +36,12 @@ CHUNK_BYTES = MIB
 def make_checkpoint(env: dict[str, str], size_bytes: int) -> tuple[str, Path, str]:
     """(job id, file, sha256) of a checkpoint listed under a claimed job, as a worker lists one."""
     from app import queue
-    from app.db import create_schema, make_engine
+    from app.db import make_engine
+    from app.migrations import upgrade
     from app.models import JobCreate
 
     engine = make_engine(env["TRAINQ_DATABASE_URL"])
-    create_schema(engine)
+    upgrade(engine)
     job, _ = queue.submit(engine, job_in=JobCreate(name="download benchmark"))
     lease = queue.claim(engine, worker_id="bench", lease_seconds=3600)
     assert lease is not None and lease.job_id == job.id

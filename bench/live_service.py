@@ -112,6 +112,10 @@ def live_service(*, quiet: bool = True, **settings: str) -> Iterator[tuple[httpx
     """
     with tempfile.TemporaryDirectory(prefix="trainq-bench-") as tmp:
         env = service_env(Path(tmp), **settings)
+        # As `make run` starts them: a worker refuses a database that is not upgraded yet.
+        subprocess.run(
+            [sys.executable, "-m", "app.migrations"], cwd=ROOT, env=env, check=True, **_output(quiet)
+        )
         port = free_port()
         api = start_api(env, port, quiet=quiet)
         worker = start_worker(env, quiet=quiet)

@@ -41,14 +41,15 @@ def idle_statements(seconds: float) -> tuple[int, int]:
     """(reads, write transactions) an idle worker with default settings sends in `seconds`."""
     from sqlalchemy import event
 
-    from app.db import create_schema, make_engine
+    from app.db import make_engine
+    from app.migrations import upgrade
     from app.settings import Settings
     from worker.worker import Worker
 
     with tempfile.TemporaryDirectory(prefix="trainq-bench-") as tmp:
         settings = Settings(database_url=f"sqlite:///{tmp}/trainq.db", artifacts_dir=Path(tmp) / "a")
         engine = make_engine(settings.database_url)
-        create_schema(engine)
+        upgrade(engine)
         stop = threading.Event()
         worker = Worker(engine=engine, settings=settings, stop=stop)
         statements: list[str] = []

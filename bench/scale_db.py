@@ -1,6 +1,6 @@
 """The database of bench/scale.py: 100,000 jobs and 1,000,000 metric rows, built once and cached.
 
-Fills the tables that app.db.create_schema makes with sqlite3's executemany (every NOT
+Fills the tables that app.migrations.upgrade makes with sqlite3's executemany (every NOT
 NULL column, in the formats SQLAlchemy writes): jobs created over 100 days (2 % queued,
 10 % failed, 8 % cancelled, the rest succeeded), the metric rows spread over the jobs
 that ran (about 10 each), a checkpoint per succeeded job, and the event stream's rows
@@ -32,11 +32,12 @@ def stamp(moment: datetime) -> str:
 
 
 def schema_sql() -> str:
-    from app.db import create_schema, make_engine
+    from app.db import make_engine
+    from app.migrations import upgrade
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{tmp}/schema.db")
-        create_schema(engine)
+        upgrade(engine)
         engine.dispose()
         with sqlite3.connect(f"{tmp}/schema.db") as db:
             return "\n".join(
@@ -127,13 +128,14 @@ def job_rows(
 
 def build(path: Path, jobs: int, metric_rows: int) -> None:
     """Write the database to a side file and rename it, so an interrupted build is never reused."""
-    from app.db import create_schema, make_engine
+    from app.db import make_engine
     from app.hyperparameters import Hyperparameters
+    from app.migrations import upgrade
 
     partial = path.with_name(path.name + ".partial")
     partial.unlink(missing_ok=True)
     engine = make_engine(f"sqlite:///{partial}")
-    create_schema(engine)
+    upgrade(engine)
     engine.dispose()
     hyperparameters = json.dumps(Hyperparameters().model_dump(mode="json"))
     ran = sum(STATUS_EVERY_50[i % 50] != "queued" for i in range(jobs))

@@ -12,8 +12,9 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from app.db import create_schema, make_engine
+from app.db import WORKER_POOL, make_engine
 from app.integrity import DamagedDatabase, check_database
+from app.migrations import SchemaOutOfDate, check_current
 from app.settings import get_settings
 from worker.worker import Worker
 
@@ -40,8 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     except DamagedDatabase as exc:
         print(f"trainq worker: {exc}", file=sys.stderr)
         return 1
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
+    engine = make_engine(settings.database_url, pool=WORKER_POOL)
+    try:
+        # A worker never migrates: the API does (or `python -m app.migrations`), once, under a lock.
+        check_current(engine)
+    except SchemaOutOfDate as exc:
+        print(f"trainq worker: {exc}", file=sys.stderr)
+        engine.dispose()
+        return 2
 
     stop = threading.Event()
 

@@ -7,7 +7,8 @@ from sqlalchemy import Engine, event
 from sqlmodel import col, select
 
 from app import queue
-from app.db import create_schema, make_engine, read_session
+from app.db import make_engine, read_session
+from app.migrations import upgrade
 from app.models import Checkpoint, EpochMetric, Job, JobStatus
 from app.settings import Settings
 from tests.factories import epoch_metrics, submit_job
@@ -148,7 +149,7 @@ def test_concurrent_claimers_share_one_sqlite_file_without_duplicates_or_lock_er
     settings: Settings, tmp_path: Path
 ) -> None:
     engine = make_engine(settings.database_url)
-    create_schema(engine)
+    upgrade(engine)
     submitted = {submit_job(engine).id for _ in range(60)}
     ctx = multiprocessing.get_context("spawn")
     claimed: multiprocessing.Queue[str] = ctx.Queue()

@@ -6,7 +6,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from app.db import create_schema, make_engine
+from app.db import make_engine
+from app.migrations import upgrade
 from tests.factories import submit_job
 
 _LEAF_TABLE_PAGE = 0x0D
@@ -17,7 +18,7 @@ _CELL_POINTERS_AT = 8
 def trainq_database(url: str, *, jobs: int) -> list[str]:
     """A real trainq database holding `jobs` queued jobs, closed again; their ids."""
     engine = make_engine(url)
-    create_schema(engine)
+    upgrade(engine)
     job_ids = [submit_job(engine).id for _ in range(jobs)]
     engine.dispose()
     return job_ids
