@@ -2,9 +2,16 @@
 and read back in id order by the event stream, so that a client can replay a job's
 history and resume after the last event it saw without losing or repeating one.
 
-Ids grow in commit order because SQLite has one writer at a time. (On PostgreSQL
-a sequence value can commit after a larger one; a reader there must hold back
-ids newer than the oldest transaction still open, or use LISTEN/NOTIFY.)
+Readers move a cursor past the ids they saw, so ids must become visible in id order.
+SQLite has one writer at a time, so they do. On PostgreSQL two transactions can take
+ids 1 and 2 and commit 2 first: a reader that saw 2 would never see 1. So there every
+transaction takes a transaction-level advisory lock (EVENT_ORDER_LOCK) before it adds
+its first event, and holds it to its commit: ids are drawn and committed one writer at
+a time. This serialises only the tails of event-writing transactions (from their first
+event to their commit); readers take no lock. (The other fix, readers holding back ids
+newer than the oldest open transaction, needs each event's transaction id in its row.)
+A writer must lock the job rows it changes before its first event, never after, so that
+no lock holder waits for a transaction that is waiting for the lock.
 """
 
 from __future__ import annotations
@@ -17,6 +24,15 @@ from sqlmodel import Session, col, select
 
 from app.db import read_session
 from app.models import Checkpoint, CheckpointPublic, EventKind, Job, JobEvent, JobStatus, MetricPublic, utcnow
+
+# Any fixed number, the same in every process (pg_advisory_xact_lock takes a bigint).
+EVENT_ORDER_LOCK = 0x7472_6169_6E71  # "trainq"
+
+
+def _append(session: Session, event: JobEvent) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(EVENT_ORDER_LOCK)))
+    session.add(event)
 
 
 def status_changed(
@@ -34,16 +50,16 @@ def status_changed(
         "error": {"reason": error[0], "message": error[1]} if error else None,
         "at": utcnow().isoformat(),
     }
-    session.add(JobEvent(job_id=job_id, kind=EventKind.status, data=data))
+    _append(session, JobEvent(job_id=job_id, kind=EventKind.status, data=data))
 
 
 def epoch_recorded(session: Session, *, job_id: str, metrics: MetricPublic) -> None:
-    session.add(JobEvent(job_id=job_id, kind=EventKind.epoch, data=metrics.model_dump(mode="json")))
+    _append(session, JobEvent(job_id=job_id, kind=EventKind.epoch, data=metrics.model_dump(mode="json")))
 
 
 def checkpoint_listed(session: Session, *, checkpoint: Checkpoint) -> None:
     data = CheckpointPublic.from_row(checkpoint).model_dump(mode="json")
-    session.add(JobEvent(job_id=checkpoint.job_id, kind=EventKind.checkpoint, data=data))
+    _append(session, JobEvent(job_id=checkpoint.job_id, kind=EventKind.checkpoint, data=data))
 
 
 @dataclass(frozen=True)
