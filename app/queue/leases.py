@@ -4,22 +4,28 @@ A worker's writes are fenced by its Lease (job id + the attempt it claimed,
 while the job is running): once the job was taken back, cancelled or ended
 elsewhere, every fenced write is refused and returns False. Every claimed job
 ends through succeed() or fail(); release() hands it back unfinished.
+
+PostgreSQL runs these at READ COMMITTED, where two writers can both read a job and
+both act on what they read. So each write is one conditional UPDATE (which re-reads a
+row a concurrent writer changed before it applies), or locks the job's row before
+reading it (SELECT ... FOR UPDATE). SQLite's BEGIN IMMEDIATE serialises writers anyway.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, case, cast, func, null, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app.db import read_session, write_session
-from app.models import Checkpoint, Job, JobStatus, utcnow
+from app.models import Checkpoint, Job, JobStatus
 
 from . import events
+from .clock import database_now
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,7 @@ class Lease:
     attempt: int
     hyperparameters: dict[str, Any]
     resume_file: str | None  # where to continue from, when an earlier attempt left a checkpoint
+    resume_sha256: str | None  # resume_file's digest, when known (for a worker that downloads it)
     listed_files: frozenset[str]  # every file the job's rows name (checkpoints, resume_file) at the claim
     runtime_seconds: float  # training time spent by earlier attempts
     max_runtime_seconds: float | None
@@ -49,37 +56,63 @@ def has_queued(engine: Engine) -> bool:
 
 
 def claim(engine: Engine, *, worker_id: str, lease_seconds: float) -> Lease | None:
-    """Take the oldest queued job, or return None when the queue is empty."""
+    """Take the oldest queued job, or return None when the queue is empty. One statement, served
+    by the (status, created_at, id) index; on PostgreSQL concurrent claimers skip each other's
+    locked rows instead of waiting for them (SQLite drops FOR UPDATE: it has one writer)."""
+    queued = aliased(Job)
+    oldest = (
+        select(queued.id)
+        .where(queued.status == JobStatus.queued)
+        .order_by(col(queued.created_at), col(queued.id))
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
     with write_session(engine) as session:
-        job = session.exec(
-            select(Job)
-            .where(Job.status == JobStatus.queued)
-            .order_by(col(Job.created_at), col(Job.id))
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        ).first()
-        if job is None:
+        claimed = session.execute(
+            update(Job)
+            .where(col(Job.id) == oldest)
+            .values(
+                status=JobStatus.running,
+                attempts=col(Job.attempts) + 1,
+                started_at=func.coalesce(col(Job.started_at), database_now(session)),
+                worker_id=worker_id,
+                lease_expires_at=database_now(session, plus_s=lease_seconds),
+            )
+            .returning(
+                col(Job.id),
+                col(Job.attempts),
+                col(Job.hyperparameters),
+                col(Job.resume_file),
+                col(Job.resume_sha256),
+                col(Job.runtime_seconds),
+                col(Job.max_runtime_seconds),
+            )
+            .execution_options(synchronize_session=False)
+        ).one_or_none()
+        if claimed is None:
             return None
-        now = utcnow()
-        job.status = JobStatus.running
-        job.attempts += 1
-        job.started_at = job.started_at or now
-        job.worker_id = worker_id
-        job.lease_expires_at = now + timedelta(seconds=lease_seconds)
-        session.add(job)
-        events.status_changed(session, job_id=job.id, status=JobStatus.running, attempt=job.attempts)
-        checkpoints = session.exec(
-            select(Checkpoint.file_name).where(Checkpoint.job_id == job.id).order_by(col(Checkpoint.epoch))
+        job_id, attempt, hyperparameters, resume_file, resume_sha256, runtime_seconds, max_runtime_seconds = (
+            claimed
+        )
+        events.status_changed(session, job_id=job_id, status=JobStatus.running, attempt=attempt)
+        rows = session.exec(
+            select(Checkpoint.file_name, Checkpoint.sha256)
+            .where(Checkpoint.job_id == job_id)
+            .order_by(col(Checkpoint.epoch))
         ).all()
-        listed = frozenset(checkpoints) | ({job.resume_file} if job.resume_file else set())
+        checkpoints = [name for name, _ in rows]
+        if resume_file is None and rows:
+            resume_file, resume_sha256 = rows[-1]
         lease = Lease(
-            job_id=job.id,
-            attempt=job.attempts,
-            hyperparameters=dict(job.hyperparameters),
-            resume_file=job.resume_file or (checkpoints[-1] if checkpoints else None),
-            listed_files=listed,
-            runtime_seconds=job.runtime_seconds,
-            max_runtime_seconds=job.max_runtime_seconds,
+            job_id=job_id,
+            attempt=attempt,
+            hyperparameters=dict(hyperparameters),
+            resume_file=resume_file,
+            resume_sha256=resume_sha256,
+            listed_files=frozenset(checkpoints) | ({resume_file} if resume_file else set()),
+            runtime_seconds=runtime_seconds,
+            max_runtime_seconds=max_runtime_seconds,
         )
     logger.info("job %s claimed by %s (attempt %d)", lease.job_id, worker_id, lease.attempt)
     return lease
@@ -87,34 +120,41 @@ def claim(engine: Engine, *, worker_id: str, lease_seconds: float) -> Lease | No
 
 def requeue_expired(engine: Engine) -> int:
     """Take back running jobs whose lease ran out: queued again, or failed with
-    worker_lost once max_attempts is used up. Returns how many were taken back."""
-    now = utcnow()
-    expired = (col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now)
+    worker_lost once max_attempts is used up. Returns how many were taken back.
+    One conditional UPDATE: on PostgreSQL a reaper that finds a row another reaper has
+    just taken back re-reads it, sees it no longer running and leaves it, so each
+    expiry is counted once and has one worker_lost event."""
     message = "the worker running this job stopped renewing its lease (it crashed, was killed or lost its connection)"
     with read_session(engine) as session:
+        expired = (col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < database_now(session))
         if session.exec(select(Job.id).where(*expired).limit(1)).first() is None:
             return 0  # the usual case, answered without taking the write lock
+    used_up = col(Job.failures) + 1 >= col(Job.max_attempts)
     with write_session(engine) as session:
-        taken_back = session.exec(select(Job).where(*expired)).all()
-        for job in taken_back:
-            job.failures += 1
-            job.status = JobStatus.failed if job.failures >= job.max_attempts else JobStatus.queued
-            job.finished_at = now if job.status == JobStatus.failed else None
-            job.worker_id = job.lease_expires_at = None
-            job.error_reason, job.error_message = "worker_lost", message
-            session.add(job)
-            events.status_changed(
-                session,
-                job_id=job.id,
-                status=job.status,
-                attempt=job.attempts,
-                error=("worker_lost", message),
+        now = database_now(session)
+        taken_back = session.execute(
+            update(Job)
+            .where(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now)
+            .values(
+                failures=col(Job.failures) + 1,
+                status=cast(case((used_up, JobStatus.failed), else_=JobStatus.queued), col(Job.status).type),
+                finished_at=case((used_up, now), else_=null()),
+                worker_id=None,
+                lease_expires_at=None,
+                error_reason="worker_lost",
+                error_message=message,
             )
-    failed = sum(job.status == JobStatus.failed for job in taken_back)
-    requeued = len(taken_back) - failed
-    if failed or requeued:
+            .returning(col(Job.id), col(Job.status), col(Job.attempts))
+            .execution_options(synchronize_session=False)
+        ).all()
+        for job_id, status, attempt in taken_back:
+            events.status_changed(
+                session, job_id=job_id, status=status, attempt=attempt, error=("worker_lost", message)
+            )
+    failed = sum(status == JobStatus.failed for _, status, _ in taken_back)
+    if taken_back:
         logger.warning(
-            "took back %d jobs whose worker was lost (%d failed for good)", failed + requeued, failed
+            "took back %d jobs whose worker was lost (%d failed for good)", len(taken_back), failed
         )
     return len(taken_back)
 
@@ -143,7 +183,7 @@ def heartbeat(engine: Engine, *, lease: Lease, lease_seconds: float, runtime_sec
         return fenced_update(
             session,
             lease,
-            lease_expires_at=utcnow() + timedelta(seconds=lease_seconds),
+            lease_expires_at=database_now(session, plus_s=lease_seconds),
             runtime_seconds=runtime_seconds,
         )
 
@@ -154,7 +194,7 @@ def succeed(engine: Engine, *, lease: Lease, runtime_seconds: float) -> bool:
             session,
             lease,
             status=JobStatus.succeeded,
-            finished_at=utcnow(),
+            finished_at=database_now(session),
             progress=1.0,
             lease_expires_at=None,
             runtime_seconds=runtime_seconds,
@@ -174,19 +214,19 @@ def fail(engine: Engine, *, lease: Lease, reason: str, message: str, runtime_sec
     """End the attempt with an error. A retryable one queues the job again while
     attempts remain; anything else (or the last attempt) fails the job."""
     with write_session(engine) as session:
-        job = session.exec(select(Job).where(*fence(lease))).first()
+        job = session.exec(select(Job).where(*fence(lease)).with_for_update()).first()
         if job is None:
             return False
         job.failures += 1
         retry = reason in RETRYABLE_REASONS and job.failures < job.max_attempts
         job.status = JobStatus.queued if retry else JobStatus.failed
-        job.finished_at = None if retry else utcnow()
+        job.finished_at = None if retry else database_now(session)
         job.error_reason, job.error_message = reason, message
         job.worker_id = job.lease_expires_at = None
         job.runtime_seconds = runtime_seconds
         session.add(job)
         events.status_changed(
-            session, job_id=job.id, status=job.status, attempt=lease.attempt, error=(reason, message)
+            session, job_id=lease.job_id, status=job.status, attempt=lease.attempt, error=(reason, message)
         )
     log = "job %s: attempt %d failed (%s), queued again: %s" if retry else "job %s failed (%s): %s"
     args = (lease.job_id, lease.attempt, reason, message) if retry else (lease.job_id, reason, message)
@@ -194,12 +234,20 @@ def fail(engine: Engine, *, lease: Lease, reason: str, message: str, runtime_sec
     return True
 
 
-def release(engine: Engine, *, lease: Lease, resume_file: str | None, runtime_seconds: float) -> bool:
+def release(
+    engine: Engine,
+    *,
+    lease: Lease,
+    resume_file: str | None,
+    runtime_seconds: float,
+    resume_sha256: str | None = None,
+) -> bool:
     """Hand a job back to the queue (its worker is shutting down); not a failed attempt.
-    The next claim continues from resume_file; without one (stopped before its first
-    batch), from where this attempt started."""
+    The next claim continues from resume_file (resume_sha256: its digest, for workers
+    that download it); without one (stopped before its first batch), from where this
+    attempt started."""
     # Only a new mid-epoch checkpoint replaces the one this attempt may have started from.
-    newer = {"resume_file": resume_file} if resume_file is not None else {}
+    newer = {"resume_file": resume_file, "resume_sha256": resume_sha256} if resume_file is not None else {}
     with write_session(engine) as session:
         done = fenced_update(
             session,

@@ -48,7 +48,7 @@ def record_epoch(
     (see record_checkpoint), or None when the lease is lost."""
     epoch = int(metrics["epoch"])
     with write_session(engine) as session:
-        job = session.exec(select(Job).where(*fence(lease))).first()
+        job = session.exec(select(Job).where(*fence(lease)).with_for_update()).first()
         if job is None:
             return None
         job.current_epoch, job.progress = epoch, progress
@@ -71,7 +71,7 @@ def record_checkpoint(engine: Engine, *, lease: Lease, checkpoint: CheckpointFil
     or None when the lease is lost. Only the latest and the best checkpoint stay listed,
     and a hand-back's mid-epoch checkpoint is superseded by any newer epoch checkpoint."""
     with write_session(engine) as session:
-        job = session.exec(select(Job).where(*fence(lease))).first()
+        job = session.exec(select(Job).where(*fence(lease)).with_for_update()).first()
         if job is None:
             return None
         return _list_checkpoint(session, job, checkpoint)
@@ -102,6 +102,6 @@ def _list_checkpoint(session: Session, job: Job, new: CheckpointFile) -> list[st
     unneeded = [r.file_name for r in stale if r.file_name != new.file_name]
     if job.resume_file is not None:
         unneeded.append(job.resume_file)
-        job.resume_file = None
+        job.resume_file = job.resume_sha256 = None
         session.add(job)
     return unneeded

@@ -10,10 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.db import read_session, write_session
-from app.models import Job, JobCreate, JobStatus, utcnow
+from app.models import Job, JobCreate, JobStatus
 from app.security import ANONYMOUS_OWNER
 
 from . import events
+from .clock import database_now
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +83,20 @@ def cancel(engine: Engine, *, job_id: str, owner: str | None = None) -> Job | No
     Returns None for an unknown job (or, given an owner, another owner's job);
     raises JobIsFinal for one that already ended."""
     with write_session(engine) as session:
-        job = session.get(Job, job_id)
+        # Locked, so that a worker's succeed or fail at the same moment ends the job either
+        # before (and this raises JobIsFinal) or after (and finds its lease gone), never both.
+        job = session.get(Job, job_id, with_for_update=True)
         if job is None or (owner is not None and job.owner != owner):
             return None
         if job.status.is_final:
             raise JobIsFinal(job.status)
         job.status = JobStatus.cancelled
-        job.finished_at = utcnow()
+        job.finished_at = database_now(session)
         job.worker_id = None
         job.lease_expires_at = None
         session.add(job)
         events.status_changed(session, job_id=job.id, status=JobStatus.cancelled, attempt=job.attempts)
+        session.flush()
+        session.refresh(job)  # finished_at as the database wrote it
     logger.info("job %s cancelled", job_id)
     return job
