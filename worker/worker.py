@@ -12,6 +12,7 @@ import time
 from sqlalchemy import Engine
 
 from app import queue
+from app.queue import wakeup
 from app.settings import Settings
 from worker.entry import ready
 from worker.supervisor import JobSupervisor
@@ -46,6 +47,16 @@ class Worker:
     def run(self, *, burst: bool = False) -> None:
         """Work until stopped; in burst mode, return as soon as no job is queued."""
         logger.info("worker %s started (%s)", self.worker_id, "burst" if burst else "until stopped")
+        waiter = wakeup.waiter_for(
+            self._engine, stop=self._stop, poll_interval_s=self._settings.poll_interval_seconds
+        )
+        try:
+            self._work(waiter, burst=burst)
+        finally:
+            waiter.close()
+        logger.info("worker %s stopped", self.worker_id)
+
+    def _work(self, waiter: wakeup.Waiter, *, burst: bool) -> None:
         next_reap = 0.0
         while not self._stop.is_set():
             if time.monotonic() >= next_reap:
@@ -56,7 +67,8 @@ class Worker:
             if not queue.has_queued(self._engine):
                 if burst:
                     break
-                self._stop.wait(self._settings.poll_interval_seconds)
+                # A NOTIFY (PostgreSQL) ends the wait early; the next poll finds the job either way.
+                waiter.wait(waiter.poll_interval_s)
                 continue
             # Taken before the claim, so that it comes no later than the lease's expiry in the database.
             lease_deadline = time.monotonic() + self._settings.lease_seconds
@@ -73,4 +85,3 @@ class Worker:
                 stop=self._stop,
                 mp=self._mp,
             ).run()
-        logger.info("worker %s stopped", self.worker_id)

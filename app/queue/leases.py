@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from app.db import read_session, write_session
 from app.models import Checkpoint, Job, JobStatus
 
-from . import events
+from . import events, wakeup
 from .clock import database_now
 
 logger = logging.getLogger(__name__)
@@ -151,6 +151,8 @@ def requeue_expired(engine: Engine) -> int:
             events.status_changed(
                 session, job_id=job_id, status=status, attempt=attempt, error=("worker_lost", message)
             )
+            if status == JobStatus.queued:
+                wakeup.notify_queued(session, job_id=job_id)
     failed = sum(status == JobStatus.failed for _, status, _ in taken_back)
     if taken_back:
         logger.warning(
@@ -228,6 +230,8 @@ def fail(engine: Engine, *, lease: Lease, reason: str, message: str, runtime_sec
         events.status_changed(
             session, job_id=lease.job_id, status=job.status, attempt=lease.attempt, error=(reason, message)
         )
+        if retry:
+            wakeup.notify_queued(session, job_id=lease.job_id)
     log = "job %s: attempt %d failed (%s), queued again: %s" if retry else "job %s failed (%s): %s"
     args = (lease.job_id, lease.attempt, reason, message) if retry else (lease.job_id, reason, message)
     logger.warning(log, *args)
@@ -262,6 +266,7 @@ def release(
             events.status_changed(
                 session, job_id=lease.job_id, status=JobStatus.queued, attempt=lease.attempt
             )
+            wakeup.notify_queued(session, job_id=lease.job_id)
     if done:
         logger.info("job %s handed back to the queue", lease.job_id)
     return done

@@ -13,7 +13,7 @@ from app.db import read_session, write_session
 from app.models import Job, JobCreate, JobStatus
 from app.security import ANONYMOUS_OWNER
 
-from . import events
+from . import events, wakeup
 from .clock import database_now
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def submit(
             session.add(job)
             session.flush()
             events.status_changed(session, job_id=job.id, status=JobStatus.queued, attempt=0)
+            wakeup.notify_queued(session, job_id=job.id)
     except IntegrityError:
         # Another request with the same key won the race (PostgreSQL; SQLite serialises writers).
         assert idempotency_key is not None
