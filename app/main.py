@@ -25,7 +25,7 @@ from app.integrity import check_artifacts, check_database
 from app.middleware import LimitBodySize, RequireApiKey
 from app.migrations import upgrade
 from app.models import NOT_FOUND, UNAUTHORIZED
-from app.routes import checkpoints, dashboard, events, health, jobs, prometheus
+from app.routes import attempts, checkpoints, dashboard, events, health, jobs, prometheus
 from app.security import GENERATE_KEY_HINT, Authenticator, is_loopback, uvicorn_bind_host
 from app.settings import Settings, get_settings
 from app.streams import EventHub
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router, responses=UNAUTHORIZED)
     app.include_router(checkpoints.router, responses={**UNAUTHORIZED, **NOT_FOUND})
     app.include_router(prometheus.router, responses=UNAUTHORIZED)
+    app.include_router(attempts.router, responses=UNAUTHORIZED)
     app.include_router(dashboard.router)
     app.mount(dashboard.ASSETS_PATH, dashboard.assets(), name="dashboard-assets")
     return app

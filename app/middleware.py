@@ -7,6 +7,7 @@ later and the OpenAPI pages, is covered unless it is exempted here.
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,6 +16,8 @@ from app.security import ANONYMOUS, GENERATE_KEY_HINT, Authenticator, is_remote_
 # The dashboard page (/) and its assets (/ui/...) load without a key, so that the page can ask for one.
 OPEN_PATHS = frozenset({("GET", "/health"), ("HEAD", "/health"), ("GET", "/"), ("HEAD", "/")})
 OPEN_PREFIXES = ("/ui/",)
+# Workers' uploads of checkpoints and logs: streamed to disk by their route, which sets their limits.
+STREAMED_UPLOAD = re.compile(r"/jobs/[^/]+/attempts/[^/]+/(?:files/[^/]+|log)")
 
 
 def is_open(method: str, path: str) -> bool:
@@ -78,7 +81,8 @@ class RequireApiKey:
 
 
 class LimitBodySize:
-    """413 for a body over the limit, declared or streamed, before the route runs.
+    """413 for a body over the limit, declared or streamed, before the route runs (workers'
+    uploads excepted: they stream to disk).
 
     The body is read (up to the limit) before the app is called, not counted as the app reads it:
     a route that ignores its body still reads messages to notice a disconnect (file and event
@@ -90,6 +94,9 @@ class LimitBodySize:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "PUT" and STREAMED_UPLOAD.fullmatch(scope["path"]):
             await self.app(scope, receive, send)
             return
         limit: int = scope["app"].state.settings.max_body_bytes

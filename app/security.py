@@ -13,6 +13,8 @@ ANONYMOUS_OWNER = "anonymous"
 ADMIN_OWNER = "admin"
 # Prometheus's owner: /metrics counts every owner's jobs, so only it and those who see all jobs read it.
 METRICS_OWNER = "metrics"
+# Workers on other hosts: they upload their attempts' files and fetch the ones they resume from.
+WORKER_OWNER = "worker"
 MIN_KEY_CHARS = 16
 OWNER_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 KEY_PATTERN = re.compile(r"[\x21-\x7e]+")
@@ -29,6 +31,11 @@ class Principal:
     @property
     def reads_metrics(self) -> bool:
         return self.sees_all or self.owner == METRICS_OWNER
+
+    @property
+    def is_worker(self) -> bool:
+        """Whether it may upload and fetch attempts' files: the worker key, or this machine without keys."""
+        return self.owner == WORKER_OWNER or self == ANONYMOUS
 
 
 ANONYMOUS = Principal(owner=ANONYMOUS_OWNER, sees_all=True)

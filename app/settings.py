@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     allow_anonymous: bool = Field(
         default=False, description="Answer requests from other machines without API keys."
     )
+    api_url: str | None = Field(
+        default=None,
+        description="Worker on another host: the API's URL; checkpoints and logs are uploaded to it.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="Worker on another host: a key of the reserved owner 'worker'."
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_log_bytes: int = Field(
         default=5 * 1024 * 1024,
@@ -54,6 +61,15 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite://", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("TRAINQ_API_URL must start with http:// or https://, e.g. http://api-host:8000")
+        return value.rstrip("/")
 
     @field_validator("lease_seconds")
     @classmethod
