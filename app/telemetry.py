@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.models import JobStatus, utcnow
+from app.models import JobStatus
 from app.queue import stats
 
 # Epochs take from seconds (a small model on a GPU) to hours (a large one on a CPU).
@@ -57,14 +57,11 @@ class QueueCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         # Names only: registering the collector must not query the database.
-        empty = stats.QueueSnapshot(jobs_by_status={}, oldest_queued_at=None, active_workers=0)
-        return _families(empty, age_s=0.0, epochs=_EpochTotals())
+        empty = stats.QueueSnapshot(jobs_by_status={}, oldest_queued_age_s=0.0, active_workers=0)
+        return _families(empty, epochs=_EpochTotals())
 
     def collect(self) -> Iterator[Metric]:
-        now = utcnow()
-        snapshot = stats.queue_snapshot(self._engine, now=now)
-        oldest = snapshot.oldest_queued_at
-        age_s = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        snapshot = stats.queue_snapshot(self._engine)
         with self._lock:
             self._epochs.add(
                 stats.epochs_after(
@@ -72,10 +69,10 @@ class QueueCollector(Collector):
                 )
             )
             epochs = replace(self._epochs)  # add() swaps the bucket list, never mutates it
-        return _families(snapshot, age_s=age_s, epochs=epochs)
+        return _families(snapshot, epochs=epochs)
 
 
-def _families(snapshot: stats.QueueSnapshot, *, age_s: float, epochs: _EpochTotals) -> Iterator[Metric]:
+def _families(snapshot: stats.QueueSnapshot, *, epochs: _EpochTotals) -> Iterator[Metric]:
     jobs = GaugeMetricFamily("trainq_jobs", "Jobs in each status.", labels=["status"])
     for status, count in snapshot.jobs_by_status.items():
         jobs.add_metric([status.value], count)
@@ -85,7 +82,7 @@ def _families(snapshot: stats.QueueSnapshot, *, age_s: float, epochs: _EpochTota
     yield GaugeMetricFamily(
         "trainq_oldest_queued_job_age_seconds",
         "Seconds since the longest-waiting queued job was submitted; 0 when none waits.",
-        value=age_s,
+        value=snapshot.oldest_queued_age_s,
     )
     yield GaugeMetricFamily(
         "trainq_active_workers",

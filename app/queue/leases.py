@@ -31,8 +31,12 @@ logger = logging.getLogger(__name__)
 
 # Failures of the machine rather than of the job: the job is queued again until
 # max_attempts is used up. Everything else (bad config, bad data, NaN loss, a
-# crash in training code, the time limit) would fail the same way again.
-RETRYABLE_REASONS = frozenset({"worker_lost", "out_of_memory", "disk_full"})
+# crash in training code, the time limit) would fail the same way again. A worker on another
+# host that cannot reach the API (api_unreachable) or whose key it refuses (api_refused, once
+# the worker's start-up check passed) is the machine's failure too.
+RETRYABLE_REASONS = frozenset(
+    {"worker_lost", "out_of_memory", "disk_full", "api_unreachable", "api_refused"}
+)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ class QueueSnapshot:
     """The queue as one scrape sees it."""
 
     jobs_by_status: dict[JobStatus, int]  # every status, 0 when none
-    oldest_queued_at: datetime | None  # submission time of the job waiting longest (UTC)
+    oldest_queued_age_s: float  # how long the job waiting longest has waited; 0 when none waits
     active_workers: int  # distinct workers holding a lease that has not run out
 
 
@@ -34,13 +34,13 @@ class EpochTally:
     at_most: tuple[int, ...]  # rows with duration_seconds <= each bound, in the bounds' order
 
 
-def queue_snapshot(engine: Engine, *, now: datetime | None = None) -> QueueSnapshot:
-    """`now` is ignored: leases are judged by the database's clock, like the reaper judges them.
-    (It stays until app/telemetry.py stops passing it.)"""
+def queue_snapshot(engine: Engine) -> QueueSnapshot:
+    """Leases and waits are judged by the database's clock, as the reaper judges leases."""
     # Each query is answered from an index on jobs (status, created_at) or (status, lease_expires_at).
     with read_session(engine) as session:
         counts = dict(session.exec(select(Job.status, func.count()).group_by(col(Job.status))).all())
         oldest = session.exec(select(func.min(Job.created_at)).where(Job.status == JobStatus.queued)).one()
+        now = session.exec(select(database_now(session))).one()
         workers = session.exec(
             select(func.count(func.distinct(Job.worker_id))).where(
                 Job.status == JobStatus.running, col(Job.lease_expires_at) > database_now(session)
@@ -48,7 +48,7 @@ def queue_snapshot(engine: Engine, *, now: datetime | None = None) -> QueueSnaps
         ).one()
     return QueueSnapshot(
         jobs_by_status={status: counts.get(status, 0) for status in JobStatus},
-        oldest_queued_at=_as_utc(oldest),
+        oldest_queued_age_s=_seconds_between(_as_utc(oldest), _as_utc(now)),
         active_workers=workers,
     )
 
@@ -79,3 +79,9 @@ def _as_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
+
+
+def _seconds_between(start: datetime | None, end: datetime | None) -> float:
+    if start is None or end is None:
+        return 0.0
+    return max(0.0, (end - start).total_seconds())

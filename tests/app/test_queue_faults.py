@@ -51,7 +51,9 @@ def test_a_job_fails_with_worker_lost_once_max_attempts_are_used_up(engine: Engi
     assert stored.finished_at is not None
 
 
-@pytest.mark.parametrize("reason", ["out_of_memory", "disk_full", "worker_lost"])
+@pytest.mark.parametrize(
+    "reason", ["out_of_memory", "disk_full", "worker_lost", "api_unreachable", "api_refused"]
+)
 def test_machine_failures_are_retried_until_max_attempts(engine: Engine, reason: str) -> None:
     job = submit_job(engine, max_attempts=2)
     first = claim(engine)
