@@ -16,6 +16,7 @@ from app.db import WORKER_POOL, make_engine
 from app.integrity import DamagedDatabase, check_database
 from app.migrations import SchemaOutOfDate, check_current
 from app.settings import get_settings
+from worker.remote import ApiFailure, ApiFiles
 from worker.worker import Worker
 
 logger = logging.getLogger("worker")
@@ -49,6 +50,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trainq worker: {exc}", file=sys.stderr)
         engine.dispose()
         return 2
+
+    if settings.api_url:
+        files = ApiFiles.connect(settings.api_url, settings.api_key)
+        try:
+            files.check_access()
+        except ApiFailure as exc:
+            print(f"trainq worker: {exc}", file=sys.stderr)
+            engine.dispose()
+            return 2
+        finally:
+            files.close()
 
     stop = threading.Event()
 

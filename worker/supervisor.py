@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Engine
@@ -29,6 +32,7 @@ from app.logs import log_path
 from app.queue import Lease
 from app.settings import Settings
 from worker.entry import training_process_main
+from worker.remote import ApiFailure, ApiFiles, StaleAttempt, file_sha256
 from worker.task import LEASE_EXPIRED_EXIT_CODE, LeaseRenewed, Stop, TrainingTask
 
 logger = logging.getLogger(__name__)
@@ -39,8 +43,10 @@ PROGRESS_WRITE_INTERVAL_S = 1.0
 # An epoch's row waits this long for the checkpoint written at its end, to go in the same transaction.
 EPOCH_WAIT_FOR_CHECKPOINT_S = 0.5
 CHILD_EXIT_GRACE_S = 30.0
+# A worker on another host sends its log to the API this often (when it grew), and once at the end.
+LOG_UPLOAD_INTERVAL_S = 5.0
 
-Ending = Literal["reported", "lost", "timeout", "vanished"]
+Ending = Literal["reported", "lost", "timeout", "vanished", "failed"]
 
 
 @dataclass
@@ -80,14 +86,40 @@ class JobSupervisor:
         self._mp = mp
         self._job_dir = job_dir(settings.artifacts_dir, lease.job_id).resolve()
         self._own_dir = attempt_dir(self._job_dir, lease.attempt)
-        self._clock = _Clock(earlier_s=lease.runtime_seconds, limit_s=lease.max_runtime_seconds)
+        self._clock = _Clock(
+            earlier_s=lease.runtime_seconds, limit_s=lease.max_runtime_seconds, started=time.monotonic()
+        )
         self._last_progress_write = 0.0
         self._pending_epoch: dict[str, Any] | None = None
         self._pending_since = 0.0
+        self._conn: Connection | None = None
+        # Without a shared folder (TRAINQ_API_URL), files travel to and from the API.
+        self._remote = ApiFiles.connect(settings.api_url, settings.api_key) if settings.api_url else None
+        self._failure: tuple[str, str] | None = None
+        self._log_uploaded_size = 0
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            if self._remote is not None:
+                self._upload_log()
+                # What this attempt wrote is on the API now; other attempts' folders are theirs.
+                shutil.rmtree(self._own_dir, ignore_errors=True)
+                log_path(self._job_dir, self._lease.attempt).unlink(missing_ok=True)
+                self._remote.close()
+
+    def _run(self) -> None:
         self._remove_stale_files()
         lease = self._lease
+        try:
+            resume_from = self._resume_file()
+        except StaleAttempt:
+            self._lost()
+            return
+        except ApiFailure as exc:
+            self._fail(exc.reason, str(exc))
+            return
         task = TrainingTask(
             job_id=lease.job_id,
             attempt=lease.attempt,
@@ -95,7 +127,7 @@ class JobSupervisor:
             data_dir=str(self._settings.data_dir.resolve()),
             job_dir=str(self._job_dir),
             checkpoint_dir=str(self._own_dir),
-            resume_from=str(self._job_dir / lease.resume_file) if lease.resume_file else None,
+            resume_from=str(resume_from) if resume_from else None,
             log_file=str(log_path(self._job_dir, lease.attempt)),
             max_log_bytes=self._settings.max_log_bytes,
             lease_deadline=self._lease_deadline,
@@ -114,6 +146,7 @@ class JobSupervisor:
             task.resume_from,
         )
         ending: Ending | None = None
+        self._conn = conn
         try:
             ending = self._relay(conn)
         finally:
@@ -135,12 +168,33 @@ class JobSupervisor:
             )
         elif ending == "vanished":
             self._fail(*_death_reason(process.exitcode))
+        elif ending == "failed" and self._failure is not None:
+            self._fail(*self._failure)
+
+    def _resume_file(self) -> Path | None:
+        """Where the training process resumes from: in the shared folder, or fetched from the API."""
+        lease = self._lease
+        if lease.resume_file is None:
+            return None
+        shared = self._job_dir / lease.resume_file
+        if self._remote is None or lease.resume_sha256 is None:
+            return shared
+        # Fetched into this attempt's own folder: another worker of this host may resume the same file.
+        local = self._own_dir / ("resume-" + shared.name)
+        with self._keeping_lease() as lost:
+            self._remote.download(
+                job_id=lease.job_id, relative_name=lease.resume_file, sha256=lease.resume_sha256, into=local
+            )
+        if lost.is_set():
+            raise StaleAttempt("the lease was lost while the resume checkpoint downloaded")
+        return local
 
     def _relay(self, conn: Connection) -> Ending:
         """Relay events to the queue until the job ends."""
         lease_s = self._settings.lease_seconds
         next_heartbeat = time.monotonic() + lease_s / 4
         next_hold_check = time.monotonic() + HOLD_CHECK_INTERVAL_S
+        next_log_upload = time.monotonic() + LOG_UPLOAD_INTERVAL_S
         stop_sent = False
         while True:
             if self._stop.is_set() and not stop_sent:
@@ -153,7 +207,11 @@ class JobSupervisor:
                 except EOFError:
                     self._flush_epoch()
                     return "vanished"
-                keep_going = self._handle(message)
+                try:
+                    keep_going = self._handle(message)
+                except ApiFailure as exc:
+                    self._failure = (exc.reason, str(exc))
+                    return "failed"
                 if keep_going is None:
                     return "reported"
                 if not keep_going:
@@ -166,19 +224,77 @@ class JobSupervisor:
                 return "timeout"
             if now >= next_heartbeat:
                 next_heartbeat = now + lease_s / 4
-                # The database's new expiry is at least this far from a moment after `now`.
-                if not queue.heartbeat(
-                    self._engine,
-                    lease=self._lease,
-                    lease_seconds=lease_s,
-                    runtime_seconds=self._clock.runtime_s(),
-                ):
+                if not self._renew():
                     return self._lost()
-                _send(conn, LeaseRenewed(deadline=now + lease_s))
+            elif now >= next_log_upload:
+                next_log_upload = now + LOG_UPLOAD_INTERVAL_S
+                self._upload_log()
             elif now >= next_hold_check:
                 next_hold_check = now + HOLD_CHECK_INTERVAL_S
                 if not queue.holds(self._engine, lease=self._lease):
                     return self._lost()
+
+    def _renew(self) -> bool:
+        """Heartbeat; on success, tell the training process its new deadline. False if the lease is lost."""
+        lease_s = self._settings.lease_seconds
+        # The database's new expiry is at least this far from a moment after `now`.
+        now = time.monotonic()
+        if not queue.heartbeat(
+            self._engine, lease=self._lease, lease_seconds=lease_s, runtime_seconds=self._clock.runtime_s()
+        ):
+            return False
+        self._lease_deadline = now + lease_s
+        if self._conn is not None:
+            _send(self._conn, LeaseRenewed(deadline=self._lease_deadline))
+        return True
+
+    @contextlib.contextmanager
+    def _keeping_lease(self) -> Iterator[threading.Event]:
+        """Renew the lease from a thread while the relay waits for a transfer to or from the API;
+        the event is set if the lease was lost meanwhile."""
+        lost, done = threading.Event(), threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self._settings.lease_seconds / 4):
+                if not self._renew():
+                    lost.set()
+                    return
+
+        renewer = threading.Thread(target=renew, name=f"lease-{self._lease.job_id[:8]}", daemon=True)
+        renewer.start()
+        try:
+            yield lost
+        finally:
+            done.set()
+            renewer.join()
+
+    def _upload(self, path: Path, sha256: str) -> bool:
+        """Send one of this attempt's checkpoint files to the API; False if the lease is lost."""
+        assert self._remote is not None
+        try:
+            with self._keeping_lease() as lost:
+                self._remote.upload_checkpoint(
+                    job_id=self._lease.job_id, attempt=self._lease.attempt, path=path, sha256=sha256
+                )
+        except StaleAttempt:
+            return False
+        return not lost.is_set()
+
+    def _upload_log(self, *, force: bool = False) -> None:
+        """Send the log if it grew (`force`: even if not; the API then also removes this attempt's
+        checkpoints that rows stopped listing). Best effort: a log that cannot be sent costs the
+        user lines, never the job."""
+        assert self._remote is not None
+        path = log_path(self._job_dir, self._lease.attempt)
+        size = path.stat().st_size if path.is_file() else 0
+        if size == self._log_uploaded_size and not force:
+            return
+        try:
+            self._remote.upload_log(job_id=self._lease.job_id, attempt=self._lease.attempt, path=path)
+        except (StaleAttempt, ApiFailure) as exc:
+            logger.warning("job %s: the training log was not sent to the API: %s", self._lease.job_id, exc)
+            return
+        self._log_uploaded_size = size
 
     def _handle(self, message: dict[str, Any]) -> bool | None:
         """Apply one event: True to go on, False when the lease is lost, None when the job ended."""
@@ -205,11 +321,24 @@ class JobSupervisor:
             return queue.record_progress(
                 engine, lease=lease, epoch=message["epoch"], progress=message["fraction"]
             )
+        if event in {"done", "failed"} and self._remote is not None:
+            # Before the job ends: once another attempt holds it, this one's log is refused.
+            self._upload_log(force=True)
         if event == "done":
             runtime_s = self._clock.runtime_s()
             if message["status"] == "interrupted":
+                resume_file: str | None = message["resume_file"]
+                resume_sha256 = None
+                if resume_file is not None and self._remote is not None:
+                    resume_sha256 = file_sha256(self._job_dir / resume_file)
+                    if not self._upload(self._job_dir / resume_file, resume_sha256):
+                        return False
                 queue.release(
-                    engine, lease=lease, resume_file=message["resume_file"], runtime_seconds=runtime_s
+                    engine,
+                    lease=lease,
+                    resume_file=resume_file,
+                    resume_sha256=resume_sha256,
+                    runtime_seconds=runtime_s,
                 )
             else:
                 queue.succeed(engine, lease=lease, runtime_seconds=runtime_s)
@@ -241,6 +370,11 @@ class JobSupervisor:
             sha256=message["sha256"],
             is_best=message["is_best"],
         )
+        # Listed only once the API holds it whole: the row below is written after the upload.
+        if self._remote is not None and not self._upload(
+            self._job_dir / checkpoint.file_name, checkpoint.sha256
+        ):
+            return False
         pending = self._pending_epoch
         if pending is not None and pending["metrics"]["epoch"] == checkpoint.epoch:
             return self._flush_epoch(checkpoint)
