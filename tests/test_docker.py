@@ -47,9 +47,9 @@ COMPOSE = {
 }
 
 
-def compose_config(
+def run_compose_config(
     tmp_path: Path, *files: str, env: dict[str, str] | None = None, compose: str = "v1"
-) -> dict[str, Any]:
+) -> subprocess.CompletedProcess[str]:
     """`config` of one compose implementation on copies of the files, with .env made from .env.example."""
     for name in files:
         shutil.copy(REPO_ROOT / name, tmp_path / name)
@@ -57,7 +57,13 @@ def compose_config(
     dotenv += "".join(f"\n{key}={value}" for key, value in (env or {}).items())
     (tmp_path / ".env").write_text(dotenv)
     args = [COMPOSE[compose](), *(arg for name in files for arg in ("-f", str(tmp_path / name))), "config"]
-    result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, check=False)
+    return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+
+def compose_config(
+    tmp_path: Path, *files: str, env: dict[str, str] | None = None, compose: str = "v1"
+) -> dict[str, Any]:
+    result = run_compose_config(tmp_path, *files, env=env, compose=compose)
     assert result.returncode == 0, result.stderr
     return dict(yaml.safe_load(result.stdout))
 
@@ -119,6 +125,93 @@ def test_the_extra_gpu_workers_are_the_base_worker_on_other_gpus(tmp_path: Path)
         assert {key: value for key, value in extra.items() if key != "deploy"} == base
         (device,) = extra["deploy"]["resources"]["reservations"]["devices"]
         assert device["device_ids"] == [str(index)]
+
+
+POSTGRES_URL = "postgresql+psycopg://trainq:s3cret@postgres:5432/trainq"
+ON_POSTGRES = {"TRAINQ_POSTGRES_PASSWORD": "s3cret", "TRAINQ_DATABASE_URL": POSTGRES_URL}
+REMOTE_WORKER = {
+    "TRAINQ_DATABASE_URL": "postgresql+psycopg://trainq:s3cret@api-host:5432/trainq",
+    "TRAINQ_API_URL": "http://api-host:8000",
+    "TRAINQ_API_KEY": "k" * 32,
+}
+
+
+def waits_for(service: dict[str, Any]) -> dict[str, str]:
+    """depends_on as {service: condition}, as v1 and v2 both print it."""
+    return {name: value["condition"] for name, value in service.get("depends_on", {}).items()}
+
+
+def healthy(*services: str) -> dict[str, str]:
+    return dict.fromkeys(services, "service_healthy")
+
+
+def mounts(service: dict[str, Any]) -> set[str]:
+    """Named volumes as `name:target`, from v1's strings or v2's mappings."""
+    found = set()
+    for volume in service["volumes"]:
+        if isinstance(volume, str):
+            source, target, *_ = volume.split(":")
+        else:
+            source, target = volume["source"], volume["target"]
+        found.add(f"{source}:{target}")
+    return found
+
+
+@pytest.mark.parametrize("compose", sorted(COMPOSE))
+def test_the_api_host_runs_postgresql_and_every_service_uses_it(tmp_path: Path, compose: str) -> None:
+    files = [*COMPOSE_FILES, "docker-compose.postgres.yml"]
+    env = {**ON_POSTGRES, "COMPOSE_PROFILES": "gpu,cpu"}
+    config = compose_config(tmp_path, *files, env=env, compose=compose)
+    services = config["services"]
+    assert "trainq-postgres" in config["volumes"]
+    assert services["postgres"]["image"] == "postgres:15"
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "s3cret"
+    assert waits_for(services["api"]) == healthy("postgres")
+    for name in ("worker", "worker-cpu"):
+        assert waits_for(services[name]) == healthy("api", "postgres")
+    # The extra GPU workers read the URL from .env like the others: no worker stays on SQLite.
+    for name in ("api", "worker", "worker-cpu", "worker-gpu1", "worker-gpu2", "worker-gpu3"):
+        assert services[name]["environment"]["TRAINQ_DATABASE_URL"] == POSTGRES_URL
+
+
+@pytest.mark.parametrize("missing", sorted(ON_POSTGRES))
+def test_the_api_host_without_its_database_settings_says_what_to_set(tmp_path: Path, missing: str) -> None:
+    env = {key: value for key, value in ON_POSTGRES.items() if key != missing}
+    result = run_compose_config(tmp_path, "docker-compose.yml", "docker-compose.postgres.yml", env=env)
+    assert result.returncode != 0
+    assert f"set {missing} in .env" in result.stderr
+
+
+@pytest.mark.parametrize("compose", sorted(COMPOSE))
+def test_a_gpu_host_runs_only_workers_with_their_own_state(tmp_path: Path, compose: str) -> None:
+    env = {**REMOTE_WORKER, "COMPOSE_PROFILES": "gpu,cpu", "TRAINQ_GPU": "2"}
+    config = compose_config(tmp_path, "docker-compose.worker-host.yml", env=env, compose=compose)
+    services = config["services"]
+    assert set(services) == {"worker", "worker-cpu"}
+    assert set(config["volumes"]) == {"trainq-worker-state"}
+    for service in services.values():
+        assert {key: service["environment"][key] for key in REMOTE_WORKER} == REMOTE_WORKER
+        assert "trainq-worker-state:/var/lib/trainq" in mounts(service)
+        assert "depends_on" not in service
+        assert service["command"] == WORKER_COMMAND
+        assert service["restart"] == "unless-stopped"
+    (device,) = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["device_ids"] == ["2"]
+    # Everything else a worker needs is the base file's worker.
+    base = compose_config(tmp_path, "docker-compose.yml", env=env, compose=compose)["services"]
+    for name in ("worker", "worker-cpu"):
+        differs = {"environment", "volumes", "depends_on"}
+        assert {k: v for k, v in services[name].items() if k not in differs} == {
+            k: v for k, v in base[name].items() if k not in differs
+        }
+
+
+@pytest.mark.parametrize("missing", sorted(REMOTE_WORKER))
+def test_a_gpu_host_without_its_settings_says_what_to_set(tmp_path: Path, missing: str) -> None:
+    env = {key: value for key, value in REMOTE_WORKER.items() if key != missing}
+    result = run_compose_config(tmp_path, "docker-compose.worker-host.yml", env=env)
+    assert result.returncode != 0
+    assert f"set {missing} in .env" in result.stderr
 
 
 def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
