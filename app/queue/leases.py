@@ -34,9 +34,7 @@ logger = logging.getLogger(__name__)
 # crash in training code, the time limit) would fail the same way again. A worker on another
 # host that cannot reach the API (api_unreachable) or whose key it refuses (api_refused, once
 # the worker's start-up check passed) is the machine's failure too.
-RETRYABLE_REASONS = frozenset(
-    {"worker_lost", "out_of_memory", "disk_full", "api_unreachable", "api_refused"}
-)
+RETRYABLE_REASONS = frozenset({"worker_lost", "out_of_memory", "disk_full", "api_unreachable", "api_refused"})
 
 
 @dataclass(frozen=True)
