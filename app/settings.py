@@ -58,9 +58,15 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if not value.startswith(("sqlite://", "postgresql")):
-            raise ValueError("must be a sqlite:/// or postgresql:// URL")
-        return value
+        scheme, separator, rest = value.partition("://")
+        if scheme == "sqlite" and separator:
+            return value
+        # psycopg (3) is the driver trainq installs; SQLAlchemy's default for postgresql:// is psycopg2.
+        if scheme in {"postgresql", "postgres", "postgresql+psycopg"} and separator:
+            return f"postgresql+psycopg://{rest}"
+        raise ValueError(
+            "must be sqlite:///<file> or postgresql+psycopg://<user>:<password>@<host>:<port>/<database>"
+        )
 
     @field_validator("api_url")
     @classmethod

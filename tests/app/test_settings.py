@@ -32,3 +32,30 @@ def test_a_worker_with_a_too_short_lease_stops_at_start_and_says_why(tmp_path: P
     assert done.returncode == 2
     assert "TRAINQ_LEASE_SECONDS must be at least" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://trainq:pw@db:5432/trainq",
+        "postgres://trainq:pw@db:5432/trainq",
+        "postgresql+psycopg://trainq:pw@db:5432/trainq",
+    ],
+)
+def test_a_postgresql_url_uses_the_installed_driver(url: str) -> None:
+    assert Settings(database_url=url).database_url == "postgresql+psycopg://trainq:pw@db:5432/trainq"
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg2://db/trainq", "mysql://db/trainq", "var/trainq.db", "sqlite:var/x.db"]
+)
+def test_other_database_urls_are_refused_with_the_forms_that_work(url: str) -> None:
+    with pytest.raises(ValidationError, match=r"sqlite:///<file> or postgresql\+psycopg://"):
+        Settings(database_url=url)
+
+
+@pytest.mark.parametrize("url", ["api-host:8000", "ftp://api-host"])
+def test_a_worker_api_url_must_be_http(url: str) -> None:
+    with pytest.raises(ValidationError, match="must start with http:// or https://"):
+        Settings(api_url=url)
+    assert Settings(api_url="http://api-host:8000/").api_url == "http://api-host:8000"
