@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import select
+from starlette.requests import ClientDisconnect
 
 from app.artifacts import attempt_dir, job_dir, remove_stale_files
 from app.db import read_session
@@ -134,8 +135,12 @@ async def _receive(request: Request, final: Path, *, max_bytes: int) -> StoredFi
                 status_code=507, detail=f"the API's TRAINQ_ARTIFACTS_DIR is full: {exc.strerror}"
             ) from exc
         raise
+    except ClientDisconnect as exc:
+        temporary.unlink(missing_ok=True)
+        logger.info("an upload to %s was cut off: the worker sends it again or its attempt ends", final)
+        raise HTTPException(status_code=400, detail="the body was cut off: send it again") from exc
     except BaseException:
-        temporary.unlink(missing_ok=True)  # the client went away mid-body
+        temporary.unlink(missing_ok=True)
         raise
     if stored.sha256 != declared:
         temporary.unlink(missing_ok=True)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from app import queue
+from app.db import make_engine
+from app.uploads import content_digest
 from tests.e2e.conftest import Service, running_service
+from tests.factories import submit_job
 
 TMPFS_SIZE = "48k"  # room for logs, not for a checkpoint of even the smallest model
 
@@ -65,3 +70,23 @@ def test_a_job_on_an_already_full_disk_fails_with_disk_full_and_one_line_per_att
     job_id = small_disk_service.submit("full-from-the-start", epochs=2)
     _assert_disk_full_after_every_attempt(small_disk_service, job_id)
     assert small_disk_service.workers[0].log().count("turned off: [Errno 28]") == 3
+
+
+def test_an_upload_that_does_not_fit_the_apis_disk_is_507_and_leaves_nothing(
+    small_disk_service: Service,
+) -> None:
+    service = small_disk_service
+    engine = make_engine(service.env["TRAINQ_DATABASE_URL"])
+    job = submit_job(engine)
+    assert queue.claim(engine, worker_id="remote", lease_seconds=600) is not None
+    engine.dispose()
+    body = b"w" * (256 * 1024)
+    response = service.http.put(
+        f"/jobs/{job.id}/attempts/1/files/epoch-0001.pt",
+        content=body,
+        headers={"Content-Digest": content_digest(hashlib.sha256(body).hexdigest())},
+    )
+    assert response.status_code == 507
+    assert "TRAINQ_ARTIFACTS_DIR is full" in response.json()["detail"]
+    assert [p for p in (service.state_dir / "artifacts").rglob("*") if p.is_file()] == []
+    assert "Traceback" not in service.api.log()

@@ -6,11 +6,14 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from app import queue
 from app.db import make_engine
 from app.uploads import content_digest
 from tests.e2e.conftest import Service
 from tests.factories import submit_job
+from tests.support.polling import wait_for
 
 CHUNK_BYTES = 1024 * 1024
 UPLOAD_BYTES = 1024 * CHUNK_BYTES
@@ -61,3 +64,34 @@ def test_a_one_gib_upload_does_not_raise_the_apis_memory_by_more_than_100_mb(ser
     assert stored.stat().st_size == UPLOAD_BYTES
     growth = peak_rss_bytes(service.api.pid) - before
     assert growth < MAX_GROWTH_BYTES, f"the API's peak memory grew by {growth / 2**20:.0f} MiB"
+
+
+class ClientGone(Exception):
+    pass
+
+
+def test_an_upload_cut_off_half_way_leaves_no_file(service: Service) -> None:
+    engine = make_engine(service.env["TRAINQ_DATABASE_URL"])
+    job = submit_job(engine)
+    assert queue.claim(engine, worker_id="remote", lease_seconds=600) is not None
+    engine.dispose()
+
+    def half() -> Iterator[bytes]:
+        for number, chunk in enumerate(chunks()):
+            if number == 8:
+                raise ClientGone
+            yield chunk
+
+    with pytest.raises(ClientGone):
+        service.http.put(
+            f"/jobs/{job.id}/attempts/1/files/epoch-0001.pt",
+            content=half(),
+            headers={"Content-Digest": content_digest("0" * 64), "Content-Length": str(UPLOAD_BYTES)},
+        )
+    folder = service.state_dir / "artifacts" / job.id
+
+    def nothing_left() -> bool:
+        return not [p for p in folder.rglob("*") if p.is_file()]
+
+    wait_for(nothing_left, timeout_s=30, interval_s=0.05, what="the partial upload to be removed")
+    assert "Traceback" not in service.api.log()
