@@ -177,7 +177,7 @@ class JobSupervisor:
         if lease.resume_file is None:
             return None
         shared = self._job_dir / lease.resume_file
-        if self._remote is None or lease.resume_sha256 is None:
+        if self._remote is None:
             return shared
         # Fetched into this attempt's own folder: another worker of this host may resume the same file.
         local = self._own_dir / ("resume-" + shared.name)
@@ -329,9 +329,12 @@ class JobSupervisor:
             if message["status"] == "interrupted":
                 resume_file: str | None = message["resume_file"]
                 resume_sha256 = None
-                if resume_file is not None and self._remote is not None:
+                if resume_file is not None:
+                    # Also from a shared folder: a worker on another host may resume the job.
                     resume_sha256 = file_sha256(self._job_dir / resume_file)
-                    if not self._upload(self._job_dir / resume_file, resume_sha256):
+                    if self._remote is not None and not self._upload(
+                        self._job_dir / resume_file, resume_sha256
+                    ):
                         return False
                 queue.release(
                     engine,

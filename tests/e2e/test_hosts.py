@@ -133,3 +133,20 @@ def test_a_worker_whose_key_the_api_refuses_does_not_start(hosts: Hosts) -> None
     assert "the API answered 403" in worker.log()
     assert "owner 'worker'" in worker.log()
     assert hosts.service.job(job_id)["status"] == "queued"
+
+
+def test_a_job_handed_back_by_a_worker_on_the_apis_host_resumes_on_another_host(hosts: Hosts) -> None:
+    service = hosts.service
+    local = service.start_worker()  # shares the API's folder: no uploads
+    job_id = service.submit("handed-over", **LONG_JOB)
+    service.wait_for_job(job_id, lambda job: len(job["metrics"]) >= 1, "a first epoch")
+    local.stop()
+    handed_back = service.wait_for_job(job_id, lambda job: job["status"] == "queued", "the hand-back")
+    assert handed_back["attempts"] == 1
+    hosts.start_worker("b")
+
+    job = service.wait_until_final(job_id, timeout_s=300)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 2
+    assert [row["epoch"] for row in job["metrics"]] == [1, 2, 3, 4]
+    assert "resume-resume.pt" in service.workers[-1].log()
