@@ -6,32 +6,15 @@ import os
 import signal
 import sqlite3
 from contextlib import closing
-from typing import Any
 
 import pytest
 import torch
 
 from tests.e2e.conftest import Service
+from tests.e2e.jobs import LONG_JOB, TINY_JOB
 from tests.support.artifacts import unlisted_files
 from tests.support.polling import wait_for
 from tests.support.processes import is_alive, training_pids
-
-# About a second per epoch on a 2-core machine: long enough to stop in the middle of one.
-LONG_JOB: dict[str, Any] = {
-    "dataset": "fake",
-    "fake_samples": 3000,
-    "image_size": 16,
-    "batch_size": 32,
-    "model": "small_cnn",
-}
-TINY_JOB: dict[str, Any] = {
-    "dataset": "fake",
-    "fake_samples": 20,
-    "image_size": 8,
-    "batch_size": 16,
-    "model": "mlp",
-    "epochs": 1,
-}
 
 
 def metric_epochs(job: dict) -> list[int]:

@@ -6,33 +6,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import Service, running_service
+from tests.e2e.jobs import LONG_JOB, TINY_JOB
 from tests.support.databases import fresh_database
 from tests.support.processes import ServiceProcess, start_worker
 
 WORKER_KEY = "worker-key-" + "k" * 16
 USER_KEY = "user-key-" + "u" * 16
-TINY_JOB: dict[str, Any] = {
-    "dataset": "fake",
-    "fake_samples": 20,
-    "image_size": 8,
-    "batch_size": 16,
-    "model": "mlp",
-    "epochs": 1,
-}
-# About a second per epoch on a 2-core machine: long enough to kill a worker in the middle of a job.
-LONG_JOB: dict[str, Any] = {
-    "dataset": "fake",
-    "fake_samples": 4000,
-    "image_size": 16,
-    "batch_size": 32,
-    "model": "small_cnn",
-    "epochs": 4,
-}
+FOUR_EPOCHS = {**LONG_JOB, "epochs": 4}
 
 
 class Hosts:
@@ -105,7 +89,7 @@ def test_a_job_whose_host_dies_is_resumed_on_the_other_host_from_the_uploaded_ch
 ) -> None:
     service = hosts.service
     first = hosts.start_worker("a")
-    job_id = service.submit("moved", **LONG_JOB)
+    job_id = service.submit("moved", **FOUR_EPOCHS)
     before = service.wait_for_job(job_id, lambda job: len(job["checkpoints"]) >= 1, "a first checkpoint")
     first.process.kill()
     first.wait(timeout_s=10)
@@ -138,7 +122,7 @@ def test_a_worker_whose_key_the_api_refuses_does_not_start(hosts: Hosts) -> None
 def test_a_job_handed_back_by_a_worker_on_the_apis_host_resumes_on_another_host(hosts: Hosts) -> None:
     service = hosts.service
     local = service.start_worker()  # shares the API's folder: no uploads
-    job_id = service.submit("handed-over", **LONG_JOB)
+    job_id = service.submit("handed-over", **FOUR_EPOCHS)
     service.wait_for_job(job_id, lambda job: len(job["metrics"]) >= 1, "a first epoch")
     local.stop()
     handed_back = service.wait_for_job(job_id, lambda job: job["status"] == "queued", "the hand-back")
