@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import DateTime, func, literal
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 
 def database_now(session: Session, *, plus_s: float = 0.0) -> ColumnElement[datetime]:
@@ -23,3 +23,10 @@ def database_now(session: Session, *, plus_s: float = 0.0) -> ColumnElement[date
         now: ColumnElement[datetime] = func.now(type_=DateTime(timezone=True))
         return now + timedelta(seconds=plus_s) if plus_s else now
     return literal(datetime.now(UTC) + timedelta(seconds=plus_s), DateTime(timezone=True))
+
+
+def database_time(session: Session) -> datetime:
+    """The database's current time as a value (on PostgreSQL, the transaction's start: the same
+    moment database_now() writes in this transaction)."""
+    moment = session.exec(select(database_now(session))).one()
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

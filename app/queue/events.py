@@ -23,7 +23,9 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from app.db import read_session
-from app.models import Checkpoint, CheckpointPublic, EventKind, Job, JobEvent, JobStatus, MetricPublic, utcnow
+from app.models import Checkpoint, CheckpointPublic, EventKind, Job, JobEvent, JobStatus, MetricPublic
+
+from .clock import database_time
 
 # Any fixed number, the same in every process (pg_advisory_xact_lock takes a bigint).
 EVENT_ORDER_LOCK = 0x7472_6169_6E71  # "trainq"
@@ -48,7 +50,7 @@ def status_changed(
         "status": status.value,
         "attempt": attempt,
         "error": {"reason": error[0], "message": error[1]} if error else None,
-        "at": utcnow().isoformat(),
+        "at": database_time(session).isoformat(),
     }
     _append(session, JobEvent(job_id=job_id, kind=EventKind.status, data=data))
 

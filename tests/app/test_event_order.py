@@ -4,12 +4,14 @@ commits later. Only PostgreSQL can commit a smaller id after a larger one (SQLit
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import pytest
 from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
 
-from app.models import JobEvent, JobStatus
+from app import queue
+from app.models import Job, JobEvent, JobStatus
 from app.queue import events
 from tests.factories import submit_job
 from tests.support.polling import wait_for
@@ -53,3 +55,20 @@ def test_an_event_that_commits_after_a_newer_one_is_not_skipped_by_a_reader(engi
     assert [row.job_id for row in seen + later] == [job.id, second_job.id]
     resumed = events.replay(engine, job_id=job.id, after_id=cursor)  # a client resuming after that cursor
     assert [row.id for row in resumed.events] == [first_id]
+
+
+def test_a_status_event_is_stamped_by_the_databases_clock_like_the_job(engine: Engine) -> None:
+    job = submit_job(engine)
+    lease = queue.claim(engine, worker_id="w", lease_seconds=60)
+    assert lease is not None
+    assert queue.succeed(engine, lease=lease, runtime_seconds=1.0)
+    with Session(engine) as session:
+        stored = session.get(Job, job.id)
+        assert stored is not None and stored.started_at is not None and stored.finished_at is not None
+        stamps = {
+            row.data["status"]: datetime.fromisoformat(row.data["at"])
+            for row in session.exec(select(JobEvent).where(JobEvent.job_id == job.id))
+        }
+    # now() is the transaction's start: the same moment the row got.
+    assert stamps["running"] == stored.started_at
+    assert stamps["succeeded"] == stored.finished_at
