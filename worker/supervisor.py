@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import shutil
 import signal
 import threading
@@ -194,7 +195,8 @@ class JobSupervisor:
         lease_s = self._settings.lease_seconds
         next_heartbeat = time.monotonic() + lease_s / 4
         next_hold_check = time.monotonic() + HOLD_CHECK_INTERVAL_S
-        next_log_upload = time.monotonic() + LOG_UPLOAD_INTERVAL_S
+        # Only a worker without the shared folder sends its log.
+        next_log_upload = time.monotonic() + LOG_UPLOAD_INTERVAL_S if self._remote else math.inf
         stop_sent = False
         while True:
             if self._stop.is_set() and not stop_sent:

@@ -74,7 +74,7 @@ def running_service(state_dir: Path, api_key: str | None = None, **extra_env: st
     """A live API on a temporary SQLite file, stopped with its workers on exit; `api_key` goes
     on the test's own requests, `extra_env` to the processes (e.g. TRAINQ_API_KEYS)."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    env = service_env(state_dir, TRAINQ_LEASE_SECONDS=TEST_LEASE_SECONDS, **extra_env)
+    env = service_env(state_dir, **{"TRAINQ_LEASE_SECONDS": TEST_LEASE_SECONDS, **extra_env})
     api, base_url = start_api(state_dir, env, state_dir)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     with httpx.Client(base_url=base_url, timeout=10, headers=headers) as http:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from pathlib import Path
 
 import torch
 from sklearn.datasets import load_digits
 
-from tests.e2e.conftest import Service
+from tests.e2e.conftest import Service, running_service
+from tests.e2e.jobs import LONG_JOB
 from tests.support.polling import wait_for
 from worker import load_model
+from worker.supervisor import HOLD_CHECK_INTERVAL_S, LOG_UPLOAD_INTERVAL_S
+
+PAST_THE_RELAYS_TIMERS_S = max(HOLD_CHECK_INTERVAL_S, LOG_UPLOAD_INTERVAL_S) + 2
 
 EPOCHS = 10
 
@@ -92,3 +98,23 @@ def test_a_burst_worker_drains_the_queue_records_failures_and_exits_zero(service
     assert "ValueError" in crashed["error"]["message"]
     # Failures of the job itself are not retried.
     assert [service.job(j)["attempts"] for j in (missing_folder, missing_mnist, no_gpu, crashes)] == [1] * 4
+
+
+def test_a_worker_with_the_default_lease_supervises_a_long_job_past_every_timer(tmp_path: Path) -> None:
+    # The e2e lease (2 s) makes a heartbeat due every half second; at the default (60 s) the
+    # relay's other timers come first for 15 s. A job runs well past them, the worker alive.
+    with running_service(tmp_path, TRAINQ_LEASE_SECONDS="60") as service:
+        worker = service.start_worker()
+        job_id = service.submit("long", **{**LONG_JOB, "epochs": 200})
+        service.wait_for_job(job_id, lambda job: job["status"] == "running", "the job to start")
+        started = time.monotonic()
+
+        def past_the_timers() -> bool:
+            assert worker.process.poll() is None, worker.log()[-3000:]
+            return time.monotonic() - started > PAST_THE_RELAYS_TIMERS_S
+
+        wait_for(past_the_timers, timeout_s=60, interval_s=0.2, what="the job to run past the timers")
+        assert service.job(job_id)["status"] == "running"
+        assert service.http.post(f"/jobs/{job_id}/cancel").status_code == 200
+        assert service.wait_until_final(job_id)["status"] == "cancelled"
+        assert worker.process.poll() is None
