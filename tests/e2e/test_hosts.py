@@ -4,7 +4,9 @@ no setting that names the API's, send their checkpoints and logs to the API over
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,9 @@ import pytest
 from tests.e2e.conftest import Service, running_service
 from tests.e2e.jobs import LONG_JOB, TINY_JOB
 from tests.support.databases import fresh_database
+from tests.support.polling import wait_for
 from tests.support.processes import ServiceProcess, start_worker
+from worker.supervisor import LOG_UPLOAD_INTERVAL_S
 
 WORKER_KEY = "worker-key-" + "k" * 16
 USER_KEY = "user-key-" + "u" * 16
@@ -44,18 +48,26 @@ class Hosts:
         return worker
 
 
-@pytest.fixture
-def hosts(tmp_path: Path) -> Iterator[Hosts]:
+@contextmanager
+def api_host(root: Path, **env: str) -> Iterator[Hosts]:
+    """The API on a fresh PostgreSQL database, with a worker key and a user key."""
     with (
         fresh_database() as database_url,
         running_service(
-            tmp_path / "api",
+            root / "api",
             api_key=USER_KEY,
             TRAINQ_DATABASE_URL=database_url,
             TRAINQ_API_KEYS=f"worker:{WORKER_KEY},user:{USER_KEY}",
+            **env,
         ) as service,
     ):
-        yield Hosts(service, tmp_path)
+        yield Hosts(service, root)
+
+
+@pytest.fixture
+def hosts(tmp_path: Path) -> Iterator[Hosts]:
+    with api_host(tmp_path) as running:
+        yield running
 
 
 def downloaded_sha256(service: Service, url: str) -> str:
@@ -134,3 +146,31 @@ def test_a_job_handed_back_by_a_worker_on_the_apis_host_resumes_on_another_host(
     assert job["attempts"] == 2
     assert [row["epoch"] for row in job["metrics"]] == [1, 2, 3, 4]
     assert "resume-resume.pt" in service.workers[-1].log()
+
+
+def test_with_the_default_lease_a_remote_workers_log_reaches_the_api_while_it_trains(
+    tmp_path: Path,
+) -> None:
+    with api_host(tmp_path, TRAINQ_LEASE_SECONDS="60") as hosts:
+        service = hosts.service
+        worker = hosts.start_worker("a")
+        job_id = service.submit("long", **{**LONG_JOB, "epochs": 200})
+        service.wait_for_job(job_id, lambda job: job["status"] == "running", "the job to start")
+        started = time.monotonic()
+
+        def log_uploaded_and_past_the_timers() -> bool:
+            assert worker.process.poll() is None, worker.log()[-3000:]
+            log = service.http.get(f"/jobs/{job_id}/logs")
+            return (
+                log.status_code == 200
+                and "epoch" in log.text
+                and time.monotonic() - started > LOG_UPLOAD_INTERVAL_S + 2
+            )
+
+        wait_for(
+            log_uploaded_and_past_the_timers, timeout_s=60, interval_s=0.2, what="the log while training"
+        )
+        assert service.job(job_id)["status"] == "running"
+        assert service.http.post(f"/jobs/{job_id}/cancel").status_code == 200
+        assert service.wait_until_final(job_id)["status"] == "cancelled"
+        assert worker.process.poll() is None
