@@ -2,11 +2,10 @@
 
     python bench/run_all.py [--quick]
 
-Runs overhead, defaults, pickup, api_load, downloads, start_cost and scale, and gpu_train when
-CUDA is available, each as its own process with its output shown as it comes. --quick
-passes small sizes: a check that every script runs (a few minutes), not figures to
-quote. A script that fails is reported and the others still run; the exit status is
-then 1.
+Runs overhead, defaults, pickup, queue_db, api_load, downloads, start_cost and scale, and
+gpu_train when CUDA is available, each as its own process with its output shown as it comes.
+--quick passes small sizes: a check that every script runs (a few minutes), not figures to
+quote. A script that fails is reported and the others still run; the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -24,14 +23,16 @@ QUICK_ARGS = {
     "overhead.py": ["--epochs", "1", "--repeats", "1"],
     "defaults.py": ["--epochs", "3"],
     "pickup.py": ["--jobs", "5"],
+    "queue_db.py": ["--quick"],
     "api_load.py": ["--seconds", "1"],
     "downloads.py": ["--mib", "20", "--repeats", "1"],
     "start_cost.py": ["--jobs", "3"],
     "scale.py": ["--jobs", "2000", "--metric-rows", "20000", "--requests", "50"],
     "gpu_train.py": ["--steps", "5", "--warmup", "2"],
 }
-# A verdict ("met" / "NOT met"), a headline of percentiles, or the GPU benchmark's ratios (no target).
-SUMMARY = re.compile(r"\bmet\b|: p50 |/ naive = ")
+# A verdict ("met" / "NOT met"), a headline of percentiles, the GPU benchmark's ratios or queue_db's
+# (no target), or a script's reason for measuring nothing.
+SUMMARY = re.compile(r"\bmet\b|: p50 |/ naive = |PostgreSQL / SQLite = |pickup p50 |nothing measured")
 
 
 def cuda_available() -> bool:

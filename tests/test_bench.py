@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.databases import require_server, server_url
 from tests.support.processes import REPO_ROOT
 
 SCRIPTS = [
@@ -25,6 +26,7 @@ SCRIPTS = [
     "naive_loop.py",
     "overhead.py",
     "pickup.py",
+    "queue_db.py",
     "run_all.py",
     "scale.py",
     "start_cost.py",
@@ -81,3 +83,19 @@ def test_the_scale_benchmark_builds_its_database_and_shows_the_query_plans(tmp_p
     assert "plan, GET /jobs?limit=50: SELECT ... FROM jobs" in out
     assert re.search(r"target GET /jobs/\{id\} \(\d+ metric rows\) p99 < 20 ms", out)
     assert list(tmp_path.glob("trainq-bench-scale-300-2000-*.db"))
+
+
+def test_the_queue_benchmark_claims_every_job_once_on_both_databases() -> None:
+    require_server()
+    out = bench("queue_db.py", "--quick", "--postgres-url", server_url()).stdout
+    rows = [line for line in out.splitlines() if line.startswith(("PostgreSQL ", "SQLite "))]
+    assert sum(" yes: " in row for row in rows) == 4, out
+    assert "PostgreSQL / SQLite = " in out
+    assert "polling / LISTEN/NOTIFY = " in out
+    assert "LISTEN/NOTIFY, poll every 1 s" in out  # the workers listened
+
+
+def test_the_queue_benchmark_measures_nothing_without_a_server() -> None:
+    out = bench("queue_db.py", "--quick", "--postgres-url", "postgresql://postgres@127.0.0.1:1/none").stdout
+    assert "is not reachable" in out
+    assert "nothing measured" in out
