@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from app.db import read_session
 from app.models import EpochMetric, Job, JobStatus
 
-from .clock import database_now
+from .clock import database_now, database_time
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def queue_snapshot(engine: Engine) -> QueueSnapshot:
     with read_session(engine) as session:
         counts = dict(session.exec(select(Job.status, func.count()).group_by(col(Job.status))).all())
         oldest = session.exec(select(func.min(Job.created_at)).where(Job.status == JobStatus.queued)).one()
-        now = session.exec(select(database_now(session))).one()
+        now = database_time(session)
         workers = session.exec(
             select(func.count(func.distinct(Job.worker_id))).where(
                 Job.status == JobStatus.running, col(Job.lease_expires_at) > database_now(session)
@@ -48,7 +48,7 @@ def queue_snapshot(engine: Engine) -> QueueSnapshot:
         ).one()
     return QueueSnapshot(
         jobs_by_status={status: counts.get(status, 0) for status in JobStatus},
-        oldest_queued_age_s=_seconds_between(_as_utc(oldest), _as_utc(now)),
+        oldest_queued_age_s=_seconds_between(_as_utc(oldest), now),
         active_workers=workers,
     )
 

@@ -121,7 +121,10 @@ def _refuse_stale(state: AttemptState, attempt: int, *, running: bool) -> None:
 
 
 async def _receive(request: Request, final: Path, *, max_bytes: int) -> StoredFile:
-    declared = sha256_from_content_digest(request.headers.get("content-digest"))
+    try:
+        declared = sha256_from_content_digest(request.headers.get("content-digest"))
+    except UploadError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
     temporary = temporary_path(final)
     try:
         stored = await receive_to_file(request.stream(), temporary, max_bytes=max_bytes)
@@ -152,11 +155,35 @@ async def _receive(request: Request, final: Path, *, max_bytes: int) -> StoredFi
     return stored
 
 
-def _sweep(folder: Path, attempt: int, state: AttemptState, keep: str) -> None:
-    """Remove what no row lists: earlier attempts' leftovers, and this attempt's own checkpoints
-    that newer ones superseded (the worker lists each upload before it sends the next)."""
-    listed = set(state.listed) | {keep}
-    remove_stale_files(folder, attempt=attempt + 1, listed=listed)
+async def _store(
+    request: Request,
+    engine: Engine,
+    *,
+    job_id: str,
+    attempt: int,
+    folder: Path,
+    relative: str,
+    max_bytes: int,
+    running: bool,
+) -> StoredFile:
+    """Receive the body as `folder/relative` of the attempt, fenced before and after it arrived;
+    then remove what no row lists: earlier attempts' leftovers, and this attempt's own
+    checkpoints that newer ones superseded (the worker lists each upload before it sends the next)."""
+    _refuse_stale(await attempt_state(job_id, engine), attempt, running=running)
+    final = folder / relative
+    stored = await _receive(request, final, max_bytes=max_bytes)
+    state = await attempt_state(job_id, engine)
+    try:
+        _refuse_stale(state, attempt, running=running)
+        if state.listed.get(relative, stored.sha256) != stored.sha256:
+            raise HTTPException(status_code=409, detail=f"{relative} is listed with another sha256")
+        await anyio.to_thread.run_sync(put_in_place, stored, final)
+    except BaseException:
+        stored.path.unlink(missing_ok=True)
+        raise
+    listed = set(state.listed) | {relative}
+    await anyio.to_thread.run_sync(lambda: remove_stale_files(folder, attempt=attempt + 1, listed=listed))
+    return stored
 
 
 @router.put(
@@ -176,24 +203,17 @@ async def upload_checkpoint(
     """A checkpoint of a running attempt, streamed; the body's sha256 in
     `Content-Digest: sha-256=:<base64>:` (RFC 9530)."""
     _check_name(name)
-    _refuse_stale(await attempt_state(job_id, engine), attempt, running=True)
-    folder = job_dir(settings.artifacts_dir, job_id)
     relative = f"{attempt_dir(Path(), attempt).as_posix()}/{name}"
-    final = folder / relative
-    try:
-        stored = await _receive(request, final, max_bytes=MAX_CHECKPOINT_BYTES)
-    except UploadError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
-    state = await attempt_state(job_id, engine)
-    try:
-        _refuse_stale(state, attempt, running=True)
-        if state.listed.get(relative, stored.sha256) != stored.sha256:
-            raise HTTPException(status_code=409, detail=f"{relative} is listed with another sha256")
-        await anyio.to_thread.run_sync(put_in_place, stored, final)
-    except BaseException:
-        stored.path.unlink(missing_ok=True)
-        raise
-    await anyio.to_thread.run_sync(_sweep, folder, attempt, state, relative)
+    stored = await _store(
+        request,
+        engine,
+        job_id=job_id,
+        attempt=attempt,
+        folder=job_dir(settings.artifacts_dir, job_id),
+        relative=relative,
+        max_bytes=MAX_CHECKPOINT_BYTES,
+        running=True,
+    )
     logger.info("job %s: attempt %d uploaded %s (%d bytes)", job_id, attempt, relative, stored.size_bytes)
     return StoredFilePublic(file_name=relative, size_bytes=stored.size_bytes, sha256=stored.sha256)
 
@@ -204,21 +224,17 @@ async def upload_log(
 ) -> Response:
     """The attempt's training log so far (it replaces the last upload); accepted until a later
     attempt starts, so that the lines written as the attempt ended are kept."""
-    _refuse_stale(await attempt_state(job_id, engine), attempt, running=False)
     folder = job_dir(settings.artifacts_dir, job_id)
-    final = log_path(folder, attempt)
-    try:
-        stored = await _receive(request, final, max_bytes=settings.max_log_bytes + LOG_SLACK_BYTES)
-    except UploadError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
-    state = await attempt_state(job_id, engine)
-    try:
-        _refuse_stale(state, attempt, running=False)
-        await anyio.to_thread.run_sync(put_in_place, stored, final)
-    except BaseException:
-        stored.path.unlink(missing_ok=True)
-        raise
-    await anyio.to_thread.run_sync(_sweep, folder, attempt, state, "")
+    await _store(
+        request,
+        engine,
+        job_id=job_id,
+        attempt=attempt,
+        folder=folder,
+        relative=log_path(folder, attempt).relative_to(folder).as_posix(),
+        max_bytes=settings.max_log_bytes + LOG_SLACK_BYTES,
+        running=False,
+    )
     return Response(status_code=204)
 
 
