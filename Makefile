@@ -33,6 +33,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: install lint
 	$(BIN)/python -m pytest
@@ -42,7 +43,7 @@ test: install lint
 lock: | $(BIN)/activate
 	$(PIP) install 'pip-tools>=7.4'
 	cd requirements && ../$(BIN)/pip-compile $(LOCK_FLAGS) --extra test -o test.lock ../pyproject.toml
-	cd requirements && ../$(BIN)/pip-compile $(LOCK_FLAGS) -o runtime.lock ../pyproject.toml runtime.in
+	cd requirements && ../$(BIN)/pip-compile $(LOCK_FLAGS) --extra export -o runtime.lock ../pyproject.toml runtime.in
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

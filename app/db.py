@@ -43,7 +43,8 @@ class Pool:
 
 # Requests mostly hold a connection for a few milliseconds; 20 serve anyio's 40 threads.
 API_POOL = Pool(size=10, overflow=10)
-# The claim/record loop and the lease renewer, each one at a time; one spare.
+# The claim/record loop, the lease renewer and the registry's heartbeat (app.queue.workers),
+# each one at a time.
 WORKER_POOL = Pool(size=2, overflow=1)
 
 

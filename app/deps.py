@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.db import read_session
 from app.models import Job
@@ -53,12 +57,86 @@ def get_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> Job:
 
 
 def find_job(session: Session, job_id: str, principal: Principal) -> Job:
-    """The job, or 404 when it does not exist or belongs to another owner (never 403:
-    that would confirm it exists)."""
-    job = session.get(Job, job_id)
-    if job is None or not (principal.sees_all or job.owner == principal.owner):
-        raise HTTPException(status_code=404, detail=f"job {job_id[:64]!r} not found")
+    """The job that `job_id` names, in full or by a unique prefix (see resolve_job_id)."""
+    job = session.get(
+        Job, resolve_job_id(session, job_id, owner=None if principal.sees_all else principal.owner)
+    )
+    assert job is not None
     return job
 
 
+# Job ids are 32 lowercase hex digits (app.models.new_job_id); a shorter prefix names one too.
+MIN_PREFIX_CHARS = 8
+MAX_ID_CHARS = 32
+MAX_CANDIDATES_SHOWN = 10
+_PREFIX = re.compile(f"[0-9a-f]{{{MIN_PREFIX_CHARS},{MAX_ID_CHARS - 1}}}")
+
+
+def resolve_job_id(session: Session, job_id: str, *, owner: str | None) -> str:
+    """The full id of the job that `job_id` names: its id, or a prefix of 8 or more hex digits that
+    only one of the jobs `owner` may see starts with (all jobs for None). 404 when it names none
+    or belongs to another owner (never 403: that would confirm it exists); 409 listing the
+    candidates when the prefix is ambiguous."""
+    if len(job_id) > MAX_ID_CHARS or "\x00" in job_id:  # no such id; PostgreSQL refuses NUL in text
+        raise HTTPException(status_code=404, detail=f"job {job_id[:64]!r} not found")
+    job = session.get(Job, job_id)
+    if job is not None and (owner is None or job.owner == owner):
+        return job.id
+    candidates: list[str] = []
+    if job is None and _PREFIX.fullmatch(job_id):
+        # An index range on the primary key: ids that start with the prefix sort between it and
+        # the prefix followed by 'g', the character after every hex digit.
+        query = select(Job.id).where(col(Job.id) >= job_id, col(Job.id) < job_id + "g")
+        if owner is not None:
+            query = query.where(Job.owner == owner)
+        candidates = list(session.exec(query.order_by(col(Job.id)).limit(MAX_CANDIDATES_SHOWN + 1)))
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        shown = ", ".join(candidates[:MAX_CANDIDATES_SHOWN])
+        more = " and more" if len(candidates) > MAX_CANDIDATES_SHOWN else ""
+        raise HTTPException(
+            status_code=409,
+            detail=f"job id prefix {job_id!r} is ambiguous: {shown}{more} start with it; give more characters",
+        )
+    raise HTTPException(status_code=404, detail=f"job {job_id[:64]!r} not found")
+
+
+def get_job_id(job_id: str, session: SessionDep, principal: PrincipalDep) -> str:
+    return resolve_job_id(session, job_id, owner=None if principal.sees_all else principal.owner)
+
+
 JobDep = Annotated[Job, Depends(get_job)]
+# The full id of the job that the path's {job_id} names, for routes that pass it on to app.queue.
+JobIdDep = Annotated[str, Depends(get_job_id)]
+
+
+async def known_query_only(request: Request) -> None:
+    """422 for a query parameter the route does not take, naming it and those it takes: a
+    misspelt filter (`?stauts=running`) must not silently list everything. Every API route's: the
+    dashboard's page (outside the API schema) opens whatever a link appends (`?utm_source=…`)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema:
+        return
+    allowed = _declared_query(route.dependant)  # a walk of a few objects: cheaper than a cache
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        takes = ", ".join(sorted(allowed)) or "none"
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": f"unknown query parameter {name[:64]!r}; this route takes: {takes}",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ]
+        )
+
+
+def _declared_query(dependant: Dependant) -> set[str]:
+    """The query parameters a route declares, its dependencies' too."""
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _declared_query(dependency)
+    return names

@@ -22,6 +22,9 @@ from pydantic import (
     model_validator,
 )
 
+from app.contract import ExportFormat
+from app.fake_data import fake_data_problem
+
 Dataset = Literal["digits", "fake", "imagefolder", "mnist", "fashion_mnist", "cifar10"]
 ModelName = Literal["mlp", "small_cnn", "resnet18", "mobilenet_v3_small", "efficientnet_b0"]
 TORCHVISION_MODELS: frozenset[str] = frozenset({"resnet18", "mobilenet_v3_small", "efficientnet_b0"})
@@ -31,43 +34,23 @@ MAX_DATASET_PATH_CHARS = 255
 # One request must not be able to ask for absurd memory: fake data is held in memory,
 # and an MLP's first layer grows with the image's pixel count.
 MAX_MLP_INPUT_FEATURES = 3 * 256 * 256
-# The most memory fake data may take at its peak, as `fake_data_peak_bytes` counts it.
-MAX_FAKE_DATA_BYTES = 2 * 1024**3
-# Per sample: its uint8 pixels, plus an int64 label and an int64 index into the split.
-FAKE_SAMPLE_OVERHEAD_BYTES = 16
-# Fixed: the generator's float32 chunk and the freed batches glibc keeps (up to twice its 32 MiB
-# top mmap threshold; measured up to 58 MiB). tests/training/test_fake_data_memory.py holds the
-# sum to the measured peak.
-FAKE_WORKING_BYTES = 128 * 1024**2
-# Per pixel of a batch: the loader gathers it as uint8 (1 byte), converts it to float32 (4) and,
-# for channels_last, copies it once more (4), while the loop still holds the last batch (1 + 4).
-FAKE_BATCH_BYTES_PER_PIXEL = 14
 IMAGEFOLDER_DEFAULT_SIZE = 224
 FAKE_DEFAULT_SIZE = 32
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+Augment = Literal["none", "light", "standard"]
+Normalize = Literal["imagenet", "dataset", "none"]
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 
 
-def fake_data_peak_bytes(*, samples: int, channels: int, image_size: int, batch_size: int) -> int:
-    """Peak memory of a fake dataset: generated straight into uint8, then served a batch at a time."""
-    pixels = channels * image_size**2
-    return (
-        FAKE_WORKING_BYTES
-        + samples * (pixels + FAKE_SAMPLE_OVERHEAD_BYTES)
-        + FAKE_BATCH_BYTES_PER_PIXEL * min(batch_size, samples) * pixels
+class InitFrom(BaseModel):
+    """Another job's checkpoint to take the weights from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: str = Field(pattern=JOB_ID_PATTERN, description="The source job's id.")
+    checkpoint: Literal["best", "latest"] | Annotated[int, Field(ge=1, le=1000)] = Field(
+        default="best", description='"best", "latest", or an epoch number.'
     )
-
-
-def _most_fake_samples(*, channels: int, image_size: int, batch_size: int) -> int:
-    """The largest fake_samples whose peak fits MAX_FAKE_DATA_BYTES at this size and batch size."""
-    pixels = channels * image_size**2
-    room = MAX_FAKE_DATA_BYTES - FAKE_WORKING_BYTES
-    # The peak grows with samples and with a batch of min(batch_size, samples): solve on both
-    # sides of that minimum and keep the larger, which is the side that holds.
-    batch_of_batch_size = (room - FAKE_BATCH_BYTES_PER_PIXEL * batch_size * pixels) // (
-        pixels + FAKE_SAMPLE_OVERHEAD_BYTES
-    )
-    batch_of_all_samples = room // ((1 + FAKE_BATCH_BYTES_PER_PIXEL) * pixels + FAKE_SAMPLE_OVERHEAD_BYTES)
-    return max(batch_of_batch_size, batch_of_all_samples)
 
 
 def _is_numeric(annotation: Any) -> bool:
@@ -112,16 +95,53 @@ class Hyperparameters(BaseModel):
     fake_samples: int = Field(default=1024, ge=20, le=100_000)
     fake_channels: Literal[1, 3] = 3
     fake_num_classes: int = Field(default=10, ge=2, le=1000)
-    val_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    val_fraction: float = Field(
+        default=0.2,
+        gt=0.0,
+        lt=1.0,
+        description="Share of the training images held out for validation when the dataset has no val split.",
+    )
+    augment: Augment | None = Field(
+        default=None,
+        description="imagefolder training transform: none, light (random resized crop + flip), standard "
+        "(light + color jitter + RandAugment). Default: light on imagefolder, none elsewhere.",
+    )
+    normalize: Normalize | None = Field(
+        default=None,
+        description="imagefolder: imagenet mean/std, dataset (computed on the train split) or none. "
+        "Default: imagenet on imagefolder, none elsewhere.",
+    )
+    cache: Literal["auto", "memory", "none"] = Field(
+        default="auto",
+        description="imagefolder: keep decoded images in memory (auto: when they fit the memory budget).",
+    )
+    skip_bad_images: StrictBool = Field(
+        default=False,
+        description="imagefolder: leave out unreadable images (counted in dataset_info) instead of failing.",
+    )
     num_workers: int = Field(default=2, ge=0, le=32)
 
     # model
     model: ModelName = "small_cnn"
     pretrained: StrictBool = False
+    init_from: InitFrom | None = Field(
+        default=None,
+        description="Start from another job's weights (never its optimizer or epoch); a different "
+        "class count replaces the classifier head.",
+    )
+    freeze_backbone: StrictBool = Field(default=False, description="Train only the classifier head.")
+    unfreeze_at_epoch: int | None = Field(
+        default=None, ge=2, le=1000, description="With freeze_backbone: train every layer from this epoch on."
+    )
 
     # optimisation
     epochs: int = Field(default=10, ge=1, le=1000)
-    batch_size: int = Field(default=64, ge=1, le=4096)
+    batch_size: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="Samples per batch on each device: a job on N devices steps on N x batch_size samples.",
+    )
     learning_rate: float = Field(default=1e-3, gt=0.0, le=10.0)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     momentum: Probability = Field(default=0.9, description="sgd only.")
@@ -141,6 +161,9 @@ class Hyperparameters(BaseModel):
     monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
     early_stopping_patience: int | None = Field(default=None, ge=1, le=1000)
     early_stopping_min_delta: float = Field(default=0.0, ge=0.0, le=1e6)
+    early_stopping_min_epochs: int = Field(
+        default=0, ge=0, le=1000, description="Early stopping never ends a run before this many epochs."
+    )
 
     # execution
     amp: Literal["off", "bf16", "fp16"] = "off"
@@ -157,6 +180,23 @@ class Hyperparameters(BaseModel):
     )
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     checkpoint_every: int = Field(default=1, ge=1, le=1000)
+    keep_checkpoints_last: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Checkpoints of the last N epochs that stay listed as the job runs.",
+    )
+    keep_checkpoints_best: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="Checkpoints of the best M epochs by `monitor` that stay too (0: only the last N).",
+    )
+    export: list[ExportFormat] = Field(
+        default_factory=lambda: list[ExportFormat](["safetensors"]),
+        max_length=3,
+        description="Files written from the best epoch at the end: safetensors, torchscript, onnx.",
+    )
 
     _numbers_only = field_validator("*", mode="before")(classmethod(numbers_only))
 
@@ -198,7 +238,29 @@ class Hyperparameters(BaseModel):
             raise ValueError("amp 'fp16' needs a CUDA device; use amp 'bf16' on the CPU")
         if self.min_learning_rate > self.learning_rate:
             raise ValueError("min_learning_rate must not exceed learning_rate")
+        if self.dataset != "imagefolder":
+            for name in ("augment", "normalize"):
+                if getattr(self, name) not in (None, "none"):
+                    raise ValueError(f"{name} applies only to dataset 'imagefolder'")
+        if self.unfreeze_at_epoch is not None and not self.freeze_backbone:
+            raise ValueError("unfreeze_at_epoch needs freeze_backbone: true")
+        if self.freeze_backbone and not self.pretrained and self.init_from is None:
+            raise ValueError(
+                "freeze_backbone needs pretrained weights or init_from: a backbone that starts random cannot be frozen"
+            )
+        if len(set(self.export)) != len(self.export):
+            raise ValueError("export lists a format twice")
         self._check_resources()
+        return self
+
+    @model_validator(mode="after")
+    def _resolve_transforms(self) -> Hyperparameters:
+        # Stored resolved: the job shows the transform it trained with, not a null that means "default".
+        on_images = self.dataset == "imagefolder"
+        if self.augment is None:
+            object.__setattr__(self, "augment", "light" if on_images else "none")
+        if self.normalize is None:
+            object.__setattr__(self, "normalize", "imagenet" if on_images else "none")
         return self
 
     def _check_resources(self) -> None:
@@ -217,17 +279,11 @@ class Hyperparameters(BaseModel):
             )
 
     def _check_fake_data_memory(self) -> None:
-        channels, size, batch_size = self.fake_channels, self.image_size or FAKE_DEFAULT_SIZE, self.batch_size
-        peak = fake_data_peak_bytes(
-            samples=self.fake_samples, channels=channels, image_size=size, batch_size=batch_size
+        problem = fake_data_problem(
+            samples=self.fake_samples,
+            channels=self.fake_channels,
+            image_size=self.image_size or FAKE_DEFAULT_SIZE,
+            batch_size=self.batch_size,
         )
-        if peak <= MAX_FAKE_DATA_BYTES:
-            return
-        # Always at least the smallest fake_samples allowed: 20 of the largest images fit.
-        most = _most_fake_samples(channels=channels, image_size=size, batch_size=batch_size)
-        raise ValueError(
-            f"fake data would take {peak / 1024**2:.0f} MiB at its peak (the images as uint8 plus "
-            f"batches as floats), over the {MAX_FAKE_DATA_BYTES // 1024**2} MiB limit: lower fake_samples "
-            f"to at most {most} at this image_size and batch_size, or lower image_size, fake_channels "
-            "or batch_size"
-        )
+        if problem is not None:
+            raise ValueError(problem)

@@ -11,12 +11,9 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-LOGS_DIR_NAME = "logs"
+from app.artifacts import LOGS_DIR_NAME
+
 _ATTEMPT_FILE = re.compile(r"^attempt-(\d+)\.log$")
-
-
-def log_path(job_dir: Path, attempt: int) -> Path:
-    return job_dir / LOGS_DIR_NAME / f"attempt-{attempt}.log"
 
 
 def attempt_logs(job_dir: Path) -> list[tuple[int, Path]]:

@@ -8,8 +8,9 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -19,18 +20,36 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import queue, telemetry
+from app import housekeeping, queue, telemetry
 from app.db import make_engine
+from app.deps import known_query_only
 from app.integrity import check_artifacts, check_database
 from app.middleware import LimitBodySize, RequireApiKey
 from app.migrations import upgrade
-from app.models import NOT_FOUND, UNAUTHORIZED
-from app.routes import attempts, checkpoints, dashboard, events, health, jobs, prometheus
+from app.operation_ids import operation_id
+from app.routes import (
+    attempts,
+    checkpoints,
+    dashboard,
+    exports,
+    health,
+    job_changes,
+    jobs,
+    prometheus,
+    sweeps,
+    watch,
+    workers,
+)
+from app.schemas import JOB_LOOKUP, UNAUTHORIZED
 from app.security import GENERATE_KEY_HINT, Authenticator, is_loopback, uvicorn_bind_host
 from app.settings import Settings, get_settings
 from app.streams import EventHub
+from app.validation_hints import hinted_message
 
 logger = logging.getLogger(__name__)
+
+# How often TRAINQ_RETENTION_DAYS is applied: it counts days, an hour late is on time.
+RETENTION_INTERVAL_S = 3600.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,22 +60,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         check_database(url=resolved.database_url)
         engine = make_engine(resolved.database_url)
         upgrade(engine)
+        # Before the check: a deleted job's folder left by a crash is not a job the database forgot.
+        housekeeping.sweep_deleted_jobs(engine, artifacts_dir=resolved.artifacts_dir)
         app.state.integrity_problems = check_artifacts(engine=engine, artifacts_dir=resolved.artifacts_dir)
         app.state.settings = resolved
         app.state.engine = engine
         logger.info("serving jobs from %s", engine.url.render_as_string(hide_password=True))
         reaper = asyncio.create_task(_take_back_lost_jobs(engine, interval_s=resolved.lease_seconds / 4))
+        background = [reaper]
+        if resolved.retention_days is not None:
+            background.append(
+                asyncio.create_task(
+                    _expire_checkpoints(
+                        engine, resolved.artifacts_dir, retention_days=resolved.retention_days
+                    )
+                )
+            )
         app.state.event_hub = EventHub(engine)
         event_hub = asyncio.create_task(app.state.event_hub.run())
         queue_metrics = telemetry.QueueCollector(engine)
         app.state.metrics_registry.register(queue_metrics)
+        artifacts_metrics = telemetry.ArtifactsCollector(engine, resolved.artifacts_dir)
+        app.state.metrics_registry.register(artifacts_metrics)
         yield
+        app.state.metrics_registry.unregister(artifacts_metrics)
         app.state.metrics_registry.unregister(queue_metrics)
-        reaper.cancel()
+        for task in background:
+            task.cancel()
         event_hub.cancel()
         engine.dispose()
 
-    app = FastAPI(title="trainq", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="trainq",
+        version="0.1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(known_query_only)],
+        generate_unique_id_function=operation_id,
+    )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(400, _unreadable_body)
     # One registry per app: apps created side by side (tests) keep their series apart.
@@ -69,10 +109,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequireApiKey)
     app.include_router(health.router)
     app.include_router(jobs.router, responses=UNAUTHORIZED)
-    app.include_router(events.router, responses=UNAUTHORIZED)
-    app.include_router(checkpoints.router, responses={**UNAUTHORIZED, **NOT_FOUND})
+    app.include_router(job_changes.router, responses=UNAUTHORIZED)
+    app.include_router(sweeps.router, responses=UNAUTHORIZED)
+    app.include_router(watch.router, responses=UNAUTHORIZED)
+    app.include_router(checkpoints.router, responses={**UNAUTHORIZED, **JOB_LOOKUP})
+    app.include_router(exports.router, responses={**UNAUTHORIZED, **JOB_LOOKUP})
     app.include_router(prometheus.router, responses=UNAUTHORIZED)
     app.include_router(attempts.router, responses=UNAUTHORIZED)
+    app.include_router(workers.router, responses=UNAUTHORIZED)
     app.include_router(dashboard.router)
     app.mount(dashboard.ASSETS_PATH, dashboard.assets(), name="dashboard-assets")
     return app
@@ -113,10 +157,39 @@ async def _take_back_lost_jobs(engine: Engine, *, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
+async def _expire_checkpoints(engine: Engine, artifacts_dir: Path, *, retention_days: float) -> None:
+    """TRAINQ_RETENTION_DAYS, at start-up and every RETENTION_INTERVAL_S. Here rather than in the
+    workers: the API holds every job's files (workers on other hosts share no folder with it)."""
+    while True:
+        try:
+            report = await asyncio.to_thread(
+                housekeeping.expire_checkpoints,
+                engine,
+                artifacts_dir=artifacts_dir,
+                retention_days=retention_days,
+            )
+            if report.jobs:
+                logger.info(
+                    "retention (%g days): removed %d checkpoint files (%d bytes) of %d jobs",
+                    retention_days,
+                    report.files,
+                    report.bytes,
+                    report.jobs,
+                )
+        except Exception:  # a database or disk error: the next round tries again, the loop never dies
+            logger.exception(
+                "could not remove expired checkpoints; trying again in %g s", RETENTION_INTERVAL_S
+            )
+        await asyncio.sleep(RETENTION_INTERVAL_S)
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     # The offending input is not echoed back: it may be huge, secret, or NaN (not JSON).
     assert isinstance(exc, RequestValidationError)
-    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    detail = [
+        {"loc": list(e["loc"]), "msg": hinted_message(e["loc"], e["type"], e["msg"]), "type": e["type"]}
+        for e in exc.errors()
+    ]
     return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
 
 

@@ -1,4 +1,5 @@
-"""Tables (Job, EpochMetric, Checkpoint, JobEvent) and the public shapes the API returns."""
+"""Tables (Job, JobLabel, JobTag, Sweep, EpochMetric, Checkpoint, JobEvent, RegisteredWorker) and
+the body clients send (JobCreate); app.schemas holds what the API returns."""
 
 from __future__ import annotations
 
@@ -9,16 +10,25 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+from sqlmodel._compat import SQLModelConfig  # the type of SQLModel.model_config; not re-exported
 
+from app.contract import (
+    EpochMetrics,
+)
 from app.hyperparameters import Hyperparameters, numbers_only
+from app.resources import Resources
 from app.security import ANONYMOUS_OWNER
+from app.tags import Tags
 
 MAX_NAME_CHARS = 200
+MAX_NOTES_CHARS = 10_000
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_RUNTIME_LIMIT_S = 30 * 24 * 3600
+MAX_PRIORITY = 1000  # priorities run from -MAX_PRIORITY to MAX_PRIORITY
 
 
 def utcnow() -> datetime:
@@ -53,6 +63,9 @@ class Job(SQLModel, table=True):
         Index("ix_jobs_created", "created_at", "id"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_owner_created", "owner", "created_at", "id"),
+        Index("ix_jobs_status_queue_order", "status", "queue_order_at", "id"),
+        Index("ix_jobs_sweep_status", "sweep_id", "status"),
+        Index("ix_jobs_best_val_accuracy", "best_val_accuracy", "id"),
         UniqueConstraint("owner", "idempotency_key"),
     )
 
@@ -81,20 +94,79 @@ class Job(SQLModel, table=True):
     resume_sha256: str | None = None  # resume_file's sha256, checked by a worker that downloads it
     idempotency_key: str | None = Field(default=None, max_length=MAX_IDEMPOTENCY_KEY_CHARS)
     request_hash: str | None = None
+    # What it needs from a worker (resources), fixed at submit. device_kind is its `device`
+    # hyperparameter as a column, and job_labels holds the labels again, one row each, so that a
+    # claim can test both in SQL; `labels` is what the API shows.
+    devices: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    device_kind: str = Field(default="auto", max_length=8, sa_column_kwargs={"server_default": "auto"})
+    labels: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    # What it trained on and how it ended (app.contract's shapes, as JSON); SQL NULL until known.
+    dataset_info: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
+    warm_start: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
+    stop_reason: str | None = Field(default=None, max_length=16)  # a StopReason
+    best_epoch: int | None = None
+    val_metrics: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
+    test_metrics: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
+    exports: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
+    # How users find and order many jobs. `tags` is what the API shows; job_tags holds them again,
+    # one row each, for filters. queue_order_at is created_at moved earlier by the job's priority
+    # (app.queue's aging rate): claims take the smallest, so waiting raises every job alike.
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    queue_order_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    best_val_accuracy: float | None = None  # the best epoch's, kept as epochs are recorded
+    sweep_id: str | None = Field(default=None, foreign_key="sweeps.id", max_length=32)
 
 
-class MetricBase(SQLModel):
-    """One finished epoch's numbers, as stored and as shown."""
+class JobLabel(SQLModel, table=True):
+    """A label a job's worker must carry: claim() looks for one the worker lacks."""
 
-    epoch: int
+    __tablename__ = "job_labels"
+
+    job_id: str = Field(foreign_key="jobs.id", ondelete="CASCADE", primary_key=True)
+    label: str = Field(primary_key=True, max_length=63)
+
+
+class JobTag(SQLModel, table=True):
+    """One of a job's tags: `GET /jobs?tag=` looks them up by tag."""
+
+    __tablename__ = "job_tags"
+    __table_args__ = (Index("ix_job_tags_tag", "tag", "job_id"),)
+
+    job_id: str = Field(foreign_key="jobs.id", ondelete="CASCADE", primary_key=True)
+    tag: str = Field(primary_key=True, max_length=64)
+
+
+class Sweep(SQLModel, table=True):
+    """A search over hyperparameters, expanded into ordinary jobs that carry its id."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (Index("ix_sweeps_owner_created", "owner", "created_at", "id"),)
+
+    id: str = Field(default_factory=new_job_id, primary_key=True, max_length=32)
+    owner: str = Field(default=ANONYMOUS_OWNER, max_length=64)
+    name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    method: str = Field(max_length=16)  # grid or random
+    base: dict[str, Any] = Field(
+        sa_column=Column(JSON, nullable=False)
+    )  # the JobCreate every job starts from
+    space: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # what varies, as submitted
+    max_parallel: int | None = None  # at most this many of its jobs running at once
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MetricBase(SQLModel, EpochMetrics):
+    """One finished epoch's numbers (app.contract's fields), as stored and as shown."""
+
+    # Rows are SQLAlchemy objects, which set their fields.
+    model_config = SQLModelConfig(frozen=False)
+
     attempt: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
-    learning_rate: float
-    duration_seconds: float
-    samples_per_second: float
 
 
 class EpochMetric(MetricBase, table=True):
@@ -150,6 +222,31 @@ class JobEvent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class WorkerBase(SQLModel):
+    """A worker as it registered: where it runs and what it has."""
+
+    id: str = Field(primary_key=True, max_length=255)  # host:pid, as jobs.worker_id names it
+    host: str = Field(max_length=255)
+    pid: int
+    cuda_devices: int
+    cpu_devices: int
+    memory_bytes: int = Field(sa_type=BigInteger)
+    labels: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    version: str = Field(max_length=64)  # trainq's package version
+    started_at: datetime  # the database's clock, as every time below
+    last_heartbeat_at: datetime
+
+
+class RegisteredWorker(WorkerBase, table=True):
+    """A running `python -m worker`, renewed by its heartbeat (app.queue.workers)."""
+
+    __tablename__ = "workers"
+    __table_args__ = (Index("ix_workers_live_until", "live_until"),)
+
+    # The heartbeat's time plus a multiple of the worker's own lease: past it, the worker is not live.
+    live_until: datetime
+
+
 # --- what clients send --------------------------------------------------------
 
 
@@ -159,11 +256,18 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = PydanticField(
-        default=None, min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$"
+        default=None, min_length=1, max_length=MAX_NAME_CHARS, pattern=NAME_PATTERN
     )
     hyperparameters: Hyperparameters = PydanticField(default_factory=Hyperparameters)
     max_attempts: int = PydanticField(
         default=DEFAULT_MAX_ATTEMPTS, ge=1, le=20, description="Claims allowed before a lost job fails."
+    )
+    priority: int = PydanticField(
+        default=0,
+        ge=-MAX_PRIORITY,
+        le=MAX_PRIORITY,
+        description="Higher is claimed first; first in first out within a priority. A waiting job "
+        "gains one level per PRIORITY_AGING_S (10 minutes), so none waits forever.",
     )
     max_runtime_seconds: float | None = PydanticField(
         default=None,
@@ -173,123 +277,54 @@ class JobCreate(BaseModel):
         description="Training time allowed over all attempts; past it the job fails with reason timeout.",
     )
 
-    _numbers_only = field_validator("max_attempts", "max_runtime_seconds", mode="before")(
+    resources: Resources = PydanticField(
+        default_factory=Resources,
+        description="What the job needs from a worker: device count (of its `device` kind) and labels.",
+    )
+    tags: Tags = PydanticField(
+        default_factory=list,
+        description="Labels to find the job by (GET /jobs?tag=); repeated tags are kept once, in order.",
+    )
+
+    _numbers_only = field_validator("max_attempts", "priority", "max_runtime_seconds", mode="before")(
         classmethod(numbers_only)
     )
 
 
-# --- what clients get ---------------------------------------------------------
+class JobUpdate(BaseModel):
+    """PATCH /jobs/{id} body: only the fields sent change."""
 
+    model_config = ConfigDict(extra="forbid")
 
-class ErrorMessage(BaseModel):
-    """The body of every error response but 422."""
+    name: str | None = PydanticField(
+        default=None,
+        min_length=1,
+        max_length=MAX_NAME_CHARS,
+        pattern=NAME_PATTERN,
+        description="null clears it.",
+    )
+    tags: Tags | None = PydanticField(
+        default=None, description="Replaces the job's tags; [] removes them all."
+    )
+    notes: str | None = PydanticField(
+        default=None,
+        max_length=MAX_NOTES_CHARS,
+        pattern=r"^[^\x00]*$",
+        description="Free text about the job; null clears it.",
+    )
+    priority: int | None = PydanticField(
+        default=None,
+        ge=-MAX_PRIORITY,
+        le=MAX_PRIORITY,
+        description="Only while the job is queued: each level counts as PRIORITY_AGING_S of waiting.",
+    )
 
-    detail: str
+    _numbers_only = field_validator("priority", mode="before")(classmethod(numbers_only))
 
-
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorMessage, "description": "A valid API key is required (when keys are configured)."}
-}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorMessage, "description": "No such job or checkpoint (or another owner's)."}
-}
-TOO_LARGE: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorMessage, "description": "The body is larger than TRAINQ_MAX_BODY_BYTES."}
-}
-
-
-class ErrorPublic(BaseModel):
-    reason: str
-    message: str
-
-
-class MetricPublic(MetricBase):
-    """A metric row as GET /jobs/{id} and GET /jobs/{id}/metrics show it."""
-
-
-class CheckpointPublic(CheckpointBase):
-    url: str
-
+    @field_validator("tags", "priority")
     @classmethod
-    def from_row(cls, row: Checkpoint) -> CheckpointPublic:
-        return cls(**row.model_dump(include=set(CheckpointBase.model_fields)), url=checkpoint_url(row))
-
-
-def checkpoint_url(row: Checkpoint) -> str:
-    return f"/jobs/{row.job_id}/checkpoints/{row.epoch}"
-
-
-class JobSummary(BaseModel):
-    """A job without its metric rows and checkpoints (what GET /jobs lists)."""
-
-    id: str
-    name: str | None
-    owner: str
-    status: JobStatus
-    hyperparameters: dict[str, Any]
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    attempts: int
-    max_attempts: int
-    max_runtime_seconds: float | None
-    runtime_seconds: float
-    current_epoch: int
-    progress: float
-    device: str | None
-    precision: str | None
-    error: ErrorPublic | None
-
-    @classmethod
-    def from_row(cls, job: Job) -> JobSummary:
-        return cls(**summary_fields(job))
-
-
-class JobPublic(JobSummary):
-    """A job with its per-epoch metrics (ordered by epoch) and its checkpoints."""
-
-    metrics: list[MetricPublic]
-    checkpoints: list[CheckpointPublic]
-
-    @classmethod
-    def from_rows(cls, job: Job, metrics: list[EpochMetric], checkpoints: list[Checkpoint]) -> JobPublic:
-        return cls(
-            **summary_fields(job),
-            metrics=[MetricPublic.model_validate(m, from_attributes=True) for m in metrics],
-            checkpoints=[CheckpointPublic.from_row(c) for c in checkpoints],
-        )
-
-
-def summary_fields(job: Job) -> dict[str, Any]:
-    """A JobSummary's fields as a dict, which pydantic_core.to_json serializes like the model."""
-    error = None
-    if job.error_reason is not None:
-        error = ErrorPublic(reason=job.error_reason, message=job.error_message or "")
-    return {
-        "id": job.id,
-        "name": job.name,
-        "owner": job.owner,
-        "status": job.status,
-        "hyperparameters": job.hyperparameters,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "max_runtime_seconds": job.max_runtime_seconds,
-        "runtime_seconds": job.runtime_seconds,
-        "current_epoch": job.current_epoch,
-        "progress": job.progress,
-        "device": job.device,
-        "precision": job.precision,
-        "error": error,
-    }
-
-
-class JobPage(BaseModel):
-    items: list[JobSummary]
-    next_cursor: str | None
-
-
-class DryRunPublic(JobCreate):
-    """POST /jobs?dry_run=true: the request as it would be queued, every default filled in."""
+    def _not_null(cls, value: object) -> object:
+        # Validators run only on values sent: an explicit null is refused, an absent field is not.
+        if value is None:
+            raise ValueError("must not be null: leave it out to keep it ([] removes every tag)")
+        return value

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.resources import DeviceCounts, parse_device_counts, parse_labels
 from app.security import parse_api_keys
 
 DEFAULT_STATE_DIR = Path("var")
@@ -48,6 +50,20 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description="Worker on another host: a key of the reserved owner 'worker'."
     )
+    # NoDecode: comma-separated text, not the JSON that pydantic-settings expects of other types.
+    worker_labels: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), description="Worker: comma-separated labels it carries (jobs may require them)."
+    )
+    worker_devices: Annotated[DeviceCounts, NoDecode] = Field(
+        default=DeviceCounts(),
+        description="Worker: device counts that replace detection, e.g. cuda:4 or cpu:16 or cuda:4,cpu:16.",
+    )
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Remove the checkpoints (and resume files) of jobs that ended more than this many days "
+        "ago, keeping the job, its metrics and its exports; unset: keep them until the job is deleted.",
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_log_bytes: int = Field(
         default=5 * 1024 * 1024,
@@ -76,6 +92,16 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("TRAINQ_API_URL must start with http:// or https://, e.g. http://api-host:8000")
         return value.rstrip("/")
+
+    @field_validator("worker_labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> Any:
+        return parse_labels(value) if isinstance(value, str) else value
+
+    @field_validator("worker_devices", mode="before")
+    @classmethod
+    def _devices(cls, value: Any) -> Any:
+        return parse_device_counts(value) if isinstance(value, str) else value
 
     @field_validator("lease_seconds")
     @classmethod

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.logs import LogFollower
 from app.models import EventKind, JobEvent, JobStatus
-from app.queue import events
+from app.queue import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class EventHub:
     async def subscribe(self, job_id: str) -> AsyncIterator[Subscription]:
         """Events of the job committed after this call returns are delivered; replay the rest."""
         if self._cursor is None:
-            latest = await asyncio.to_thread(events.last_event_id, self._engine)
+            latest = await asyncio.to_thread(outbox.last_event_id, self._engine)
             if self._cursor is None:
                 self._cursor = latest
         subscription = Subscription(job_id)
@@ -89,7 +89,7 @@ class EventHub:
     async def _poll_events(self) -> None:
         while self._cursor is not None:
             rows = await asyncio.to_thread(
-                events.events_after, self._engine, after_id=self._cursor, limit=EVENTS_PER_QUERY
+                outbox.events_after, self._engine, after_id=self._cursor, limit=EVENTS_PER_QUERY
             )
             for row in rows:
                 for subscription in self._subscriptions.get(row.job_id, ()):
@@ -103,7 +103,7 @@ class EventHub:
         job_ids = list(self._subscriptions)
         for start in range(0, len(job_ids), JOBS_PER_QUERY):
             rows = await asyncio.to_thread(
-                events.progress_of, self._engine, job_ids=job_ids[start : start + JOBS_PER_QUERY]
+                outbox.progress_of, self._engine, job_ids=job_ids[start : start + JOBS_PER_QUERY]
             )
             for job_id, status, epoch, progress in rows:
                 if status == JobStatus.running:
@@ -150,7 +150,7 @@ async def job_stream(
 ) -> AsyncIterator[dict[str, Any]]:
     """The SSE messages of one job: replay after `cursor`, then live, until the job ends."""
     async with hub.subscribe(job_id) as subscription:
-        replay = await asyncio.to_thread(events.replay, engine, job_id=job_id, after_id=cursor.event_id)
+        replay = await asyncio.to_thread(outbox.replay, engine, job_id=job_id, after_id=cursor.event_id)
         logs = LogFollower(job_dir, cursor.log_offset, max_lines=LOG_LINES_PER_EVENT)
         cursor.log_offset = logs.offset
         for row in replay.events:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -17,6 +18,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import disk_usage
 from app.models import JobStatus
 from app.queue import stats
 
@@ -100,6 +102,30 @@ def _families(snapshot: stats.QueueSnapshot, *, epochs: _EpochTotals) -> Iterato
     buckets = [(str(bound), n) for bound, n in zip(EPOCH_DURATION_BUCKETS_S, epochs.at_most, strict=True)]
     histogram.add_metric([], [*buckets, ("+Inf", epochs.count)], sum_value=epochs.seconds)
     yield histogram
+
+
+class ArtifactsCollector(Collector):
+    """trainq_artifacts_bytes at each scrape: app.disk_usage's total, from the rows (three
+    aggregate queries) and a look on disk at the few resume files."""
+
+    def __init__(self, engine: Engine, artifacts_dir: Path) -> None:
+        self._engine = engine
+        self._artifacts_dir = artifacts_dir
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family(0)
+
+    def collect(self) -> Iterator[Metric]:
+        yield self._family(disk_usage.total_bytes(self._engine, artifacts_dir=self._artifacts_dir))
+
+    @staticmethod
+    def _family(value: int) -> Metric:
+        return GaugeMetricFamily(
+            "trainq_artifacts_bytes",
+            "Bytes of the files jobs list in TRAINQ_ARTIFACTS_DIR: checkpoints, exports and resume files "
+            "(training logs are not counted); the sum of the jobs' disk_bytes.",
+            value=value,
+        )
 
 
 class HttpMetrics:

@@ -99,22 +99,30 @@ def prepare(database_url: str) -> tuple[str, str]:
     """A finished job with METRIC_ROWS epochs, then a long job left queued (the oldest queued,
     so the worker started for the training phase claims it before any job POSTed meanwhile)."""
     from app import queue
+    from app.contract import RunResults, StopReason
     from app.db import make_engine
     from app.hyperparameters import Hyperparameters
     from app.migrations import upgrade
     from app.models import JobCreate
+    from app.resources import Capabilities
 
     engine = make_engine(database_url)
     upgrade(engine)
     job, _ = queue.submit(engine, job_in=JobCreate(name=f"{METRIC_ROWS} epochs"))
-    lease = queue.claim(engine, worker_id="bench", lease_seconds=3600)
+    any_default_job = Capabilities(cuda_devices=0, cpu_devices=1)
+    lease = queue.claim(engine, worker_id="bench", lease_seconds=3600, capabilities=any_default_job)
     assert lease is not None and lease.job_id == job.id
     for epoch in range(1, METRIC_ROWS + 1):
         metrics = {"epoch": epoch, "train_loss": 1 / epoch, "train_accuracy": 1 - 1 / (epoch + 1)}
         metrics |= {"val_loss": 1.1 / epoch, "val_accuracy": 1 - 1.1 / (epoch + 1), "learning_rate": 1e-3}
         metrics |= {"duration_seconds": 2.5, "samples_per_second": 4000.0 + epoch}
         queue.record_epoch(engine, lease=lease, metrics=metrics, progress=epoch / METRIC_ROWS)
-    queue.succeed(engine, lease=lease, runtime_seconds=250.0)
+    queue.succeed(
+        engine,
+        lease=lease,
+        runtime_seconds=250.0,
+        results=RunResults(stop_reason=StopReason.completed, best_epoch=METRIC_ROWS),
+    )
     background, _ = queue.submit(
         engine, job_in=JobCreate(name="background", hyperparameters=Hyperparameters(epochs=1000))
     )

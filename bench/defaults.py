@@ -49,6 +49,7 @@ def main() -> None:
         session.data.train.set_epoch(epoch)
         stats = session.train_epoch(
             criterion,
+            epoch=epoch,
             on_batch=lambda _done: False,
             progress=EpochProgress.start(session.schedule.lr, session.device),
         )

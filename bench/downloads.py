@@ -3,7 +3,7 @@
     python bench/downloads.py [--mib 200] [--repeats 3]
 
 Writes a file of random bytes into a claimed job's artifacts folder and lists it with
-app.queue.record_checkpoint, then starts uvicorn as `make run` does (one process,
+app.queue.record_epoch, then starts uvicorn as `make run` does (one process,
 default settings). Alternates, in one session, reading the file from disk in 1 MiB
 reads (the baseline) and downloading it through GET /jobs/{id}/checkpoints/latest with
 a streaming httpx client in this process. Nothing is dropped from the page cache: the
@@ -36,14 +36,17 @@ CHUNK_BYTES = MIB
 def make_checkpoint(env: dict[str, str], size_bytes: int) -> tuple[str, Path, str]:
     """(job id, file, sha256) of a checkpoint listed under a claimed job, as a worker lists one."""
     from app import queue
+    from app.contract import EpochMetrics
     from app.db import make_engine
     from app.migrations import upgrade
     from app.models import JobCreate
+    from app.resources import Capabilities
 
     engine = make_engine(env["TRAINQ_DATABASE_URL"])
     upgrade(engine)
     job, _ = queue.submit(engine, job_in=JobCreate(name="download benchmark"))
-    lease = queue.claim(engine, worker_id="bench", lease_seconds=3600)
+    any_default_job = Capabilities(cuda_devices=0, cpu_devices=1)
+    lease = queue.claim(engine, worker_id="bench", lease_seconds=3600, capabilities=any_default_job)
     assert lease is not None and lease.job_id == job.id
     path = Path(env["TRAINQ_ARTIFACTS_DIR"]) / job.id / "epoch-0001.pt"
     path.parent.mkdir(parents=True)
@@ -56,7 +59,12 @@ def make_checkpoint(env: dict[str, str], size_bytes: int) -> tuple[str, Path, st
     checkpoint = queue.CheckpointFile(
         epoch=1, file_name=path.name, size_bytes=size_bytes, sha256=digest.hexdigest(), is_best=True
     )
-    assert queue.record_checkpoint(engine, lease=lease, checkpoint=checkpoint) is not None
+    metrics = EpochMetrics(
+        epoch=1, train_loss=1.0, train_accuracy=0.5, val_loss=1.0, val_accuracy=0.5,
+        learning_rate=0.1, duration_seconds=1.0, samples_per_second=1.0,
+    )  # fmt: skip
+    listed = queue.record_epoch(engine, lease=lease, metrics=metrics, progress=1.0, checkpoint=checkpoint)
+    assert listed is not None
     engine.dispose()
     return job.id, path, digest.hexdigest()
 

@@ -112,7 +112,7 @@ def service_rate(args: argparse.Namespace, variant: dict[str, Any]) -> tuple[flo
             wanted = min(steps, len(session.data.train))
             # Reads the loss totals at the end, which waits for the device.
             session.train_epoch(
-                criterion, on_batch=lambda done, wanted=wanted: done >= wanted, progress=progress
+                criterion, epoch=epoch, on_batch=lambda done, wanted=wanted: done >= wanted, progress=progress
             )
             samples, steps = samples + progress.samples, steps - progress.batches_done
         return samples

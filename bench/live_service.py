@@ -143,13 +143,20 @@ def _wait_for_health(http: httpx.Client, api: subprocess.Popen[bytes]) -> None:
 
 
 def run_job(
-    http: httpx.Client, hyperparameters: dict[str, Any], *, timeout_s: float = 600.0
+    http: httpx.Client,
+    hyperparameters: dict[str, Any],
+    *,
+    resources: dict[str, Any] | None = None,
+    timeout_s: float = 600.0,
 ) -> dict[str, Any]:
     """Submit a job and wait until it ends; exit if it did not succeed.
 
     It waits on the job's event stream, not by polling, so that the benchmark itself costs the
     machine nothing while the job trains."""
-    response = http.post("/jobs", json={"hyperparameters": hyperparameters})
+    body: dict[str, Any] = {"hyperparameters": hyperparameters}
+    if resources is not None:
+        body["resources"] = resources
+    response = http.post("/jobs", json=body)
     response.raise_for_status()
     job_id = response.json()["id"]
     with http.stream("GET", f"/jobs/{job_id}/events", timeout=timeout_s) as events:

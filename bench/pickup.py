@@ -44,7 +44,7 @@ def idle_statements(seconds: float) -> tuple[int, int]:
     from app.db import make_engine
     from app.migrations import upgrade
     from app.settings import Settings
-    from worker.worker import Worker
+    from worker.claim_loop import Worker
 
     with tempfile.TemporaryDirectory(prefix="trainq-bench-") as tmp:
         settings = Settings(database_url=f"sqlite:///{tmp}/trainq.db", artifacts_dir=Path(tmp) / "a")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue as queue_module
 import random
 import sqlite3
 import statistics
@@ -55,11 +56,15 @@ from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from app import queue
+from app.contract import RunResults, StopReason
 from app.db import WORKER_POOL, make_engine, read_session
 from app.migrations import upgrade
 from app.models import Job, JobCreate, JobStatus
 from app.queue import wakeup
+from app.resources import Capabilities
 from app.settings import Settings
+
+COMPLETED = RunResults(stop_reason=StopReason.completed, best_epoch=None)
 
 DEFAULT_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 QUICK = {"jobs": 200, "pickups": 5}
@@ -68,6 +73,7 @@ SPACING_S = 1.0  # the longest pause before a pickup's submit: as long as a list
 START_TIMEOUT_S = 60.0
 PICKUP_TIMEOUT_S = 30.0
 CLAIMS_TIMEOUT_S = 600.0
+REPORT_POLL_S = 1.0
 POLL_S: float = Settings.model_fields["poll_interval_seconds"].default  # not the environment's
 
 DATABASES = ("PostgreSQL", "SQLite")
@@ -99,7 +105,11 @@ def work(url: str, waiting: Waiting, burst: bool, ready: Barrier, stop: Connecti
     else:
         waiter = wakeup.StopWait(stop=stopped, poll_interval_s=POLL_S)
     poll_interval_s = waiter.poll_interval_s
-    queue.has_queued(engine)  # the pool's first connection opens before the clock starts
+    # A worker with a CPU and no labels, like the one `make run` starts on this machine.
+    capabilities = Capabilities(cuda_devices=0, cpu_devices=1)
+    queue.has_queued(
+        engine, capabilities=capabilities
+    )  # the pool's first connection opens before the clock starts
     worker_id = f"bench:{os.getpid()}"
     job_ids: list[str] = []
     polls, last_succeed = 0, 0.0
@@ -109,16 +119,16 @@ def work(url: str, waiting: Waiting, burst: bool, ready: Barrier, stop: Connecti
     try:
         while not stopped.is_set():
             polls += 1
-            if not queue.has_queued(engine):
+            if not queue.has_queued(engine, capabilities=capabilities):
                 if burst:
                     break
                 waiter.wait(waiter.poll_interval_s)
                 continue
-            lease = queue.claim(engine, worker_id=worker_id, lease_seconds=LEASE_S)
+            lease = queue.claim(engine, worker_id=worker_id, lease_seconds=LEASE_S, capabilities=capabilities)
             if lease is None:
                 continue  # another worker claimed it first
             claimed_at = time.time()
-            queue.succeed(engine, lease=lease, runtime_seconds=0.0)
+            queue.succeed(engine, lease=lease, runtime_seconds=0.0, results=COMPLETED)
             last_succeed = time.time()
             job_ids.append(lease.job_id)
             if not burst:
@@ -157,11 +167,25 @@ class Workers:
         """Each worker's Done, after it returned (burst) or was stopped."""
         if stop:
             self._stop.send(True)
-        reports = [self._reports.get(timeout=CLAIMS_TIMEOUT_S) for _ in self._processes]
+        reports = [self._next_report(time.monotonic() + CLAIMS_TIMEOUT_S) for _ in self._processes]
         for process in self._processes:
             process.join()
         assert all(isinstance(report, Done) for report in reports), reports
         return reports
+
+    def _next_report(self, deadline: float) -> Claimed | Done:
+        """The next report; a worker that died without one fails the run at once, not at the deadline."""
+        while True:
+            try:
+                return self._reports.get(timeout=min(REPORT_POLL_S, max(deadline - time.monotonic(), 0.0)))
+            except queue_module.Empty:
+                crashed = [p.exitcode for p in self._processes if p.exitcode not in (None, 0)]
+                if crashed:
+                    raise RuntimeError(
+                        f"a worker process exited with code {crashed[0]} without reporting"
+                    ) from None
+                if time.monotonic() >= deadline:
+                    raise
 
     def kill(self) -> None:
         """Stop workers still running (after an error), killing any that do not stop within 5 s."""

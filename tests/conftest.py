@@ -5,12 +5,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from app.db import make_engine
 from app.main import create_app
 from app.migrations import upgrade
 from app.settings import Settings
+from tests.support.keys import KEYED_OWNERS
 
 
 @pytest.fixture
@@ -39,4 +41,12 @@ def engine(settings: Settings) -> Iterator[Engine]:
 @pytest.fixture
 def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def keyed(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    """`client` with API keys on: alice, bob and admin (tests/support/keys.py)."""
+    keyed_settings = settings.model_copy(update={"api_keys": SecretStr(KEYED_OWNERS)})
+    with TestClient(create_app(keyed_settings)) as client:
         yield client

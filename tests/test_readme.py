@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from app.contract import FailureReason
 from app.hyperparameters import Hyperparameters
 from app.settings import Settings
 
@@ -23,6 +24,11 @@ def test_every_hyperparameter_is_documented_in_the_readme_table() -> None:
 def test_every_setting_is_documented_in_the_readme() -> None:
     documented = {name.removeprefix("TRAINQ_").lower() for name in table_names("## Settings")}
     assert documented == set(Settings.model_fields)
+
+
+def test_every_failure_reason_is_documented_in_the_readme() -> None:
+    listed = README.split("`error.reason` is one of", 1)[1].split("with a message", 1)[0]
+    assert set(re.findall(r"`([a-z_]+)`", listed)) == set(FailureReason)
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -12,18 +12,38 @@ from trainq.errors import (
     ServerUnreachable,
     TrainqError,
     Unauthorized,
+    WaitTimedOut,
+)
+from trainq.job_events import (
+    CheckpointEvent,
+    EndEvent,
+    EpochEvent,
+    Event,
+    JobError,
+    LogEvent,
+    ProgressEvent,
+    StatusEvent,
 )
 
 __all__ = [
+    "CheckpointEvent",
     "ChecksumMismatch",
     "Client",
     "Conflict",
     "Download",
+    "EndEvent",
+    "EpochEvent",
+    "Event",
     "FieldError",
     "HTTPError",
     "InvalidRequest",
+    "JobError",
+    "LogEvent",
     "NotFound",
+    "ProgressEvent",
     "ServerUnreachable",
+    "StatusEvent",
     "TrainqError",
     "Unauthorized",
+    "WaitTimedOut",
 ]

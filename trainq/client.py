@@ -3,56 +3,38 @@
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from email.message import Message
-from pathlib import Path
-from types import TracebackType
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from trainq.destination import check_target, make_folder, split_destination
-from trainq.download import Download, fetch_checkpoint
-from trainq.errors import NotFound, ServerUnreachable, TrainqError, error_for
-from trainq.server_url import checked_url
+from trainq.connection import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S
+from trainq.connection import DEFAULT_URL as DEFAULT_URL
+from trainq.connection import job_path, sweep_path
+from trainq.errors import ServerUnreachable, TrainqError, WaitTimedOut, error_for
+from trainq.job_events import FINAL_STATUSES, EndEvent, Event, parse_sse, typed_event
+from trainq.transfers import CHECKPOINT_REFS as CHECKPOINT_REFS
+from trainq.transfers import ProgressCallback as ProgressCallback
+from trainq.transfers import Transfers
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_URL = "http://127.0.0.1:8000"
-DEFAULT_TIMEOUT_S = 30.0
 MAX_PAGE_SIZE = 500
-CHECKPOINT_REFS = ("latest", "best")
+WAIT_POLL_INTERVAL_S = 1.0
+# The server sends a keep-alive every 15 s; a stream silent for this long is gone.
+STREAM_READ_TIMEOUT_S = 60.0
+# Reconnections in a row without an event in between before watch() gives up.
+MAX_RECONNECTS = 5
+RECONNECT_DELAY_S = 1.0
 
-ProgressCallback = Callable[[int, int], None]
 
+class Client(Transfers):
+    """Talks to one trainq server. `url` and `api_key` default to TRAINQ_URL and TRAINQ_API_KEY.
 
-class Client:
-    """Talks to one trainq server. `url` and `api_key` default to TRAINQ_URL and TRAINQ_API_KEY."""
-
-    def __init__(
-        self, url: str | None = None, api_key: str | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> None:
-        if url is None:
-            self.url = checked_url(os.environ.get("TRAINQ_URL") or DEFAULT_URL, "TRAINQ_URL")
-        else:
-            self.url = checked_url(url, "the server URL")
-        key = api_key if api_key is not None else os.environ.get("TRAINQ_API_KEY")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
+    Jobs and sweeps are here; checkpoints and exports in trainq/transfers.py, the connection in
+    trainq/connection.py."""
 
     # --- jobs -----------------------------------------------------------------
 
@@ -63,12 +45,26 @@ class Client:
         name: str | None = None,
         max_attempts: int | None = None,
         max_runtime_seconds: float | None = None,
+        resources: Mapping[str, Any] | None = None,
         dry_run: bool = False,
         idempotency_key: str | None = None,
+        priority: int | None = None,
+        tags: Iterable[str] | None = None,
     ) -> dict[str, Any]:
-        """The queued job; with dry_run, the resolved request and nothing queued."""
+        """The queued job; with dry_run, the resolved request and nothing queued.
+
+        `resources`: what the job needs from a worker, e.g. {"devices": 2, "labels": ["a100"]}
+        (the server's default, when None: one device, no labels). `priority`: higher is claimed
+        first (the server's default, when None: 0). `tags`: what to find the job by later."""
         body: dict[str, Any] = {"hyperparameters": dict(hyperparameters or {})}
-        optional = {"name": name, "max_attempts": max_attempts, "max_runtime_seconds": max_runtime_seconds}
+        optional = {
+            "name": name,
+            "max_attempts": max_attempts,
+            "max_runtime_seconds": max_runtime_seconds,
+            "resources": dict(resources) if resources is not None else None,
+            "priority": priority,
+            "tags": list(tags) if tags is not None else None,
+        }
         body.update({key: value for key, value in optional.items() if value is not None})
         response = self._request(
             "POST",
@@ -83,132 +79,154 @@ class Client:
         self,
         *,
         status: str | Iterable[str] | None = None,
+        tag: str | Iterable[str] | None = None,
+        name: str | None = None,
+        model: str | None = None,
+        dataset: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        sweep: str | None = None,
+        sort: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> dict[str, Any]:
-        """One page, newest first: {"items": [...], "next_cursor": str | None}."""
-        params: dict[str, Any] = {"status": [status] if isinstance(status, str) else list(status or [])}
-        if limit is not None:
-            params["limit"] = limit
-        if cursor is not None:
-            params["cursor"] = cursor
-        return dict(self._request("GET", "/jobs", params=params).json())
+        """One page: {"items": [...], "next_cursor": str | None}, newest first unless `sort` (one
+        of trainq.choices.SORTS) says otherwise. Every filter given must hold: `status` any of
+        them, `tag` all of them, `name` a substring in any case, `created_after` inclusive,
+        `created_before` exclusive (ISO 8601 strings or datetimes; without a zone: UTC), `sweep`
+        a sweep's id."""
+        params: dict[str, Any] = {
+            "status": _listed(status),
+            "tag": _listed(tag),
+            "name": name,
+            "model": model,
+            "dataset": dataset,
+            "created_after": _iso(created_after),
+            "created_before": _iso(created_before),
+            "sweep": sweep,
+            "sort": sort,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        given = {key: value for key, value in params.items() if value is not None}
+        return dict(self._request("GET", "/jobs", params=given).json())
 
-    def iter_jobs(
-        self, *, status: str | Iterable[str] | None = None, page_size: int = 100
-    ) -> Iterator[dict[str, Any]]:
-        """Every job, newest first, fetching pages as they are consumed."""
-        statuses = [status] if isinstance(status, str) else list(status or [])
+    def iter_jobs(self, *, page_size: int = 100, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every job that list_jobs' filters and sort (given as keywords) select, fetching pages
+        of `page_size` as they are consumed."""
         cursor: str | None = None
         while True:
-            page = self.list_jobs(status=statuses, limit=min(page_size, MAX_PAGE_SIZE), cursor=cursor)
+            page = self.list_jobs(**filters, limit=min(page_size, MAX_PAGE_SIZE), cursor=cursor)
             yield from page["items"]
             cursor = page["next_cursor"]
             if cursor is None:
                 return
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        return dict(self._request("GET", _job_path(job_id)).json())
+        return dict(self._request("GET", job_path(job_id)).json())
 
     def metrics(self, job_id: str, *, after_epoch: int = 0) -> list[dict[str, Any]]:
         """Metric rows of the epochs after `after_epoch`, in order."""
-        response = self._request("GET", f"{_job_path(job_id)}/metrics", params={"after_epoch": after_epoch})
+        response = self._request("GET", f"{job_path(job_id)}/metrics", params={"after_epoch": after_epoch})
         return list(response.json())
+
+    def update_job(self, job_id: str, **fields: Any) -> dict[str, Any]:
+        """Change what `fields` name and nothing else (PATCH): `name` and `notes` (None clears
+        them), `tags` (replaces the list) and `priority` (only while queued, else Conflict).
+        Returns the job."""
+        return dict(self._request("PATCH", job_path(job_id), json=fields).json())
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """The job, now cancelled; Conflict if it had already ended."""
-        return dict(self._request("POST", f"{_job_path(job_id)}/cancel").json())
+        return dict(self._request("POST", f"{job_path(job_id)}/cancel").json())
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete an ended job with its files; Conflict if it is queued or running (cancel it first)."""
+        self._request("DELETE", job_path(job_id))
 
     def logs(self, job_id: str, *, tail: int | None = None, attempt: int | None = None) -> str:
         """The training log (every attempt, or one), or only its last `tail` lines."""
         params = {
             key: value for key, value in {"tail": tail, "attempt": attempt}.items() if value is not None
         }
-        return self._request("GET", f"{_job_path(job_id)}/logs", params=params).text
+        return self._request("GET", f"{job_path(job_id)}/logs", params=params).text
 
-    # --- checkpoints --------------------------------------------------------------
+    def wait(
+        self, job_id: str, *, timeout: float | None = None, poll_interval_s: float = WAIT_POLL_INTERVAL_S
+    ) -> dict[str, Any]:
+        """The job once it has ended (succeeded, failed or cancelled: check its status).
 
-    def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
-        return list(self._request("GET", f"{_job_path(job_id)}/checkpoints").json())
+        Raises WaitTimedOut (a TimeoutError) if it has not ended within `timeout` seconds (None: no limit);
+        the job itself is left as it is."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get_job(job_id)
+            if job["status"] in FINAL_STATUSES:
+                return job
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise WaitTimedOut(job_id, job["status"], float(timeout or 0))
+            time.sleep(poll_interval_s if left is None else min(poll_interval_s, left))
 
-    def checkpoint(self, job_id: str, ref: str | int = "best") -> dict[str, Any]:
-        """The listed checkpoint that `ref` (latest, best or an epoch number) names right now."""
-        listed = self.checkpoints(job_id)
-        found: dict[str, Any] | None
-        if ref == "latest":
-            found = max(listed, key=lambda entry: int(entry["epoch"]), default=None)
-        elif ref == "best":
-            found = next((entry for entry in listed if entry["is_best"]), None)
-        else:
-            epoch = _epoch_number(ref)
-            found = next((entry for entry in listed if entry["epoch"] == epoch), None)
-        if found is None:
-            raise NotFound(f"job {job_id} has no checkpoint {str(ref)!r}")
-        return found
+    def watch(self, job_id: str, *, last_event_id: str | None = None) -> Iterator[Event]:
+        """The job's events in order, from its first (or after `last_event_id`, an event's `event_id`),
+        live until its EndEvent, which is the last. A dropped connection is resumed after the last
+        event received, so none is lost or repeated."""
+        reconnects = 0
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last_event_id is not None:
+                headers["Last-Event-ID"] = last_event_id
+            timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT_S)
+            try:
+                with self._http.stream(
+                    "GET", f"{job_path(job_id)}/events", headers=headers, timeout=timeout
+                ) as response:
+                    if response.is_error:
+                        response.read()
+                        raise error_for(response)
+                    for raw in parse_sse(response.iter_lines()):
+                        reconnects = 0
+                        last_event_id = raw.id or last_event_id
+                        event = typed_event(raw)
+                        if event is None:
+                            continue
+                        yield event
+                        if isinstance(event, EndEvent):
+                            return
+            except httpx.TransportError as exc:
+                if reconnects >= MAX_RECONNECTS:
+                    raise ServerUnreachable(self.url, exc) from exc
+            else:
+                if reconnects >= MAX_RECONNECTS:
+                    raise TrainqError(f"the event stream of job {job_id} keeps closing before the job's end")
+            # Closed or dropped before the end (a restarting server): resume after the last event.
+            reconnects += 1
+            logger.info("job %s: event stream interrupted, reconnecting (%d)", job_id, reconnects)
+            time.sleep(RECONNECT_DELAY_S)
 
-    def download_checkpoint(
-        self,
-        job_id: str,
-        ref: str | int = "best",
-        path: str | Path | None = None,
-        *,
-        progress: ProgressCallback | None = None,
-        resume: bool = True,
-        force: bool = False,
-    ) -> Download:
-        """Save a checkpoint, verified against its sha256, and return where it went.
+    # --- sweeps -----------------------------------------------------------------
 
-        `path` is a file or a folder: None (the current folder), an existing folder or a path ending in '/'
-        (created when missing) gets the server's file name. An existing file is replaced only with `force`;
-        anything else that is not a regular file is refused. The bytes go to `<file>.part` first; with
-        `resume`, an existing `.part` is continued with a Range request instead of starting over.
-        `progress(done_bytes, total_bytes)` is called as bytes arrive.
-        """
-        folder, name = split_destination(path)
-        if name is not None:
-            # Before the checkpoint is looked up: a path that cannot be used is the first thing to hear about.
-            check_target(folder / name, force=force)
-        entry = self.checkpoint(job_id, ref)
-        if name is None:
-            head = self._request("HEAD", entry["url"])
-            name = _attachment_name(head.headers.get("content-disposition"), job_id, entry)
-            make_folder(folder)
-            check_target(folder / name, force=force)
-        with self._http_errors_raised():
-            return fetch_checkpoint(self._http, entry, folder / name, progress=progress, resume=resume)
+    def submit_sweep(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Queue a sweep (a POST /sweeps body: name, method, base, parameters, trials, seed,
+        max_parallel); returns it with its jobs. InvalidRequest names a combination that is not a job."""
+        return dict(self._request("POST", "/sweeps", json=dict(body)).json())
 
-    # --- plumbing -----------------------------------------------------------------
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """The sweep with its jobs, best first (by best_val_accuracy; jobs without one last)."""
+        return dict(self._request("GET", sweep_path(sweep_id)).json())
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with self._http_errors_raised():
-            response = self._http.request(method, path, **kwargs)
-        if response.is_error:
-            raise error_for(response)
-        return response
-
-    @contextmanager
-    def _http_errors_raised(self) -> Iterator[None]:
-        try:
-            yield
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(self.url, exc) from exc
-
-
-def _job_path(job_id: str) -> str:
-    # Quoted so an id typed by a person can never address another route.
-    return f"/jobs/{quote(job_id, safe='')}"
+    def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """Cancel the sweep's queued and running jobs; returns the sweep as it is then."""
+        return dict(self._request("POST", f"{sweep_path(sweep_id)}/cancel").json())
 
 
-def _epoch_number(ref: str | int) -> int:
-    try:
-        return int(ref)
-    except ValueError:
-        raise TrainqError(f"checkpoint must be 'latest', 'best' or an epoch number, not {ref!r}") from None
+def _listed(values: str | Iterable[str] | None) -> list[str] | None:
+    # One string is one value, not its characters.
+    if values is None:
+        return None
+    return [values] if isinstance(values, str) else list(values)
 
 
-def _attachment_name(disposition: str | None, job_id: str, entry: Mapping[str, Any]) -> str:
-    message = Message()
-    message["content-disposition"] = disposition or ""
-    # Only the last path component: a server must not be able to write outside the chosen folder.
-    name = Path(message.get_filename() or "").name
-    return name or f"{job_id}-epoch{entry['epoch']}.pt"
+def _iso(moment: datetime | str | None) -> str | None:
+    return moment.isoformat() if isinstance(moment, datetime) else moment

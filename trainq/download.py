@@ -24,7 +24,7 @@ class Download:
     """A finished download: where it is, what it is, and how much of it this call transferred."""
 
     path: Path
-    epoch: int
+    epoch: int | None  # a checkpoint's; None for an export
     size_bytes: int
     sha256: str
     resumed_from_bytes: int  # bytes already in the .part file and kept
@@ -43,7 +43,7 @@ def fetch_checkpoint(
     progress: Callable[[int, int], None] | None = None,
     resume: bool = True,
 ) -> Download:
-    """Download the checkpoint listed as `entry` (with its url, size_bytes and sha256) to `target`."""
+    """Download the checkpoint or export listed as `entry` (with its url, size_bytes and sha256) to `target`."""
     size, expected = int(entry["size_bytes"]), str(entry["sha256"])
     part = part_path(target)
     kept = part.stat().st_size if resume and part.is_file() else 0
@@ -89,7 +89,7 @@ def fetch_checkpoint(
     os.replace(part, target)
     return Download(
         path=target,
-        epoch=int(entry["epoch"]),
+        epoch=int(entry["epoch"]) if "epoch" in entry else None,
         size_bytes=size,
         sha256=actual,
         resumed_from_bytes=kept,

@@ -76,6 +76,19 @@ class InvalidRequest(HTTPError):
         self.errors = errors
 
 
+class WaitTimedOut(TrainqError, TimeoutError):
+    """Client.wait gave up: the job had not ended within the time allowed (it goes on, untouched)."""
+
+    def __init__(self, job_id: str, status: str, timeout_s: float) -> None:
+        super().__init__(
+            f"job {job_id} is still {status} after {timeout_s:g}s; wait longer, or check why with "
+            f"`trainq show {job_id}`"
+        )
+        self.job_id = job_id
+        self.status = status
+        self.timeout_s = timeout_s
+
+
 class ChecksumMismatch(TrainqError):
     """A downloaded file does not hash to the sha256 the server listed for it."""
 

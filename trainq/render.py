@@ -6,10 +6,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+from trainq.job_events import FINAL_STATUSES as FINAL_STATUSES  # defined once, used here too
+
 STATUS_STYLES = {
     "queued": "dim",
     "running": "cyan",
@@ -29,6 +32,7 @@ EPOCH_COLUMNS = (
 )
 
 Job = Mapping[str, Any]
+UNBOUNDED_WIDTH = 100_000
 
 
 def parse_time(value: str) -> datetime:
@@ -51,50 +55,75 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
-def jobs_table(jobs: Iterable[Job], now: datetime) -> Table:
+SHORT_ID_CHARS = 12  # two jobs share a 12-digit prefix about once in 2**48 pairs
+
+
+def jobs_table(jobs: Iterable[Job], now: datetime, *, wide: bool = False) -> Table:
+    """`wide`: ids and names in full (print it on a console as wide as the table, see fit_width)."""
     table = Table(box=None, pad_edge=False)
-    # The id is what every other command takes, so it is never cut.
-    table.add_column("ID", no_wrap=True, min_width=32)
+    # Every command (and API path) takes a unique prefix of an id, so the first SHORT_ID_CHARS
+    # serve, as docker ps shows them; `wide` shows ids whole, for scripts.
+    table.add_column("ID", no_wrap=True, min_width=32 if wide else SHORT_ID_CHARS)
     # The one column that gives way on a narrow terminal (each name stays one line, cut with an ellipsis).
-    table.add_column("NAME", max_width=24)
+    table.add_column("NAME", max_width=None if wide else 24, no_wrap=wide)
     table.add_column("STATUS", no_wrap=True, min_width=9)
     table.add_column("PROGRESS", justify="right", no_wrap=True, min_width=8)
     table.add_column("EPOCH", justify="right", no_wrap=True, min_width=5)
+    table.add_column("BEST", justify="right", no_wrap=True, min_width=6)
+    jobs = list(jobs)
+    # Only when some job has tags, so a list without any keeps its width for the names; next to
+    # AGE, so the columns before it stay where scripts and eyes expect them.
+    tagged = any(job.get("tags") for job in jobs)
+    if tagged:
+        table.add_column("TAGS", max_width=None if wide else 16, no_wrap=wide)
     table.add_column("AGE", justify="right", no_wrap=True)
     for job in jobs:
-        table.add_row(
-            job["id"],
+        cells: list[str | Text] = [
+            job["id"] if wide else job["id"][:SHORT_ID_CHARS],
             Text(job["name"] or "-", no_wrap=True, overflow="ellipsis"),
             status_text(job["status"]),
             f"{job['progress']:.0%}",
             epochs_of(job),
-            age(job["created_at"], now),
-        )
+            best_accuracy_text(job),
+        ]
+        if tagged:
+            cells.append(Text(tags_text(job) or "-", no_wrap=True, overflow="ellipsis"))
+        table.add_row(*cells, age(job["created_at"], now))
     return table
 
 
-def job_details(job: Job) -> Table:
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    error = job.get("error")
-    rows: list[tuple[str, str | Text]] = [
-        ("id", job["id"]),
-        ("name", Text(job["name"] or "-")),
-        ("owner", Text(job["owner"])),
-        ("status", status_text(job["status"])),
-        ("error", Text(f"{error['reason']}: {error['message']}") if error else "-"),
-        ("progress", f"{job['progress']:.0%} (epoch {epochs_of(job)})"),
-        ("attempts", f"{job['attempts']} of {job['max_attempts']}"),
-        ("runtime", f"{job['runtime_seconds']:.1f}s" + _limit(job.get("max_runtime_seconds"))),
-        ("device", f"{job.get('device') or '-'} ({job.get('precision') or '-'})"),
-        ("created", job["created_at"]),
-        ("started", job.get("started_at") or "-"),
-        ("finished", job.get("finished_at") or "-"),
-        ("hyperparameters", Text(" ".join(f"{k}={v}" for k, v in sorted(job["hyperparameters"].items())))),
-    ]
-    for label, value in rows:
-        table.add_row(label, value)
+def tags_text(job: Job) -> str | None:
+    """ "baseline,digits": a job's tags, compact (a tag never holds a comma)."""
+    return ",".join(job.get("tags") or []) or None
+
+
+def best_accuracy_text(job: Job) -> str:
+    """The best epoch's validation accuracy, "-" until there is one (or a server that does not say)."""
+    best = job.get("best_val_accuracy")
+    return "-" if best is None else f"{best:.1%}"
+
+
+def fit_width(console: Console, renderable: RenderableType) -> None:
+    """Widen `console` to what `renderable` needs, so nothing in it is cut (`--wide`)."""
+    # Measured as if the console were unbounded: a measurement never exceeds the width it is given.
+    unbounded = console.options.update_width(UNBOUNDED_WIDTH)
+    needed = Measurement.get(console, unbounded, renderable).maximum
+    console.width = max(console.width, needed)
+
+
+def evaluation_table(metrics: Job, split: str) -> Table:
+    """Per-class precision, recall, F1 and support of the best epoch on one split."""
+    table = Table(box=None, pad_edge=False, title=f"{split} (epoch {metrics['epoch']})", title_justify="left")
+    for label in ("CLASS", "PRECISION", "RECALL", "F1", "SUPPORT"):
+        table.add_column(label, justify="left" if label == "CLASS" else "right")
+    for row in metrics["per_class"]:
+        table.add_row(
+            Text(row["class"]),
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1']:.3f}",
+            str(row["support"]),
+        )
     return table
 
 
@@ -153,7 +182,3 @@ def human_bytes(size: int) -> str:
             return f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"
-
-
-def _limit(max_runtime_seconds: float | None) -> str:
-    return f" of {max_runtime_seconds:.0f}s allowed" if max_runtime_seconds else ""

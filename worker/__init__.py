@@ -1,7 +1,8 @@
 """trainq's worker: claims queued jobs and trains each in its own process.
 
-`from worker import load_model` rebuilds a trained model from a checkpoint file.
-It is imported lazily so that `python -m worker` (the supervising process)
+`from worker import load_model` rebuilds a trained model from a checkpoint file, and
+`from worker import predict` classifies images with one (worker/predict.py).
+Both are imported lazily so that `python -m worker` (the supervising process)
 does not load torch; only the training processes do.
 """
 

@@ -16,8 +16,8 @@ from app.db import WORKER_POOL, make_engine
 from app.integrity import DamagedDatabase, check_database
 from app.migrations import SchemaOutOfDate, check_current
 from app.settings import get_settings
+from worker.claim_loop import Worker
 from worker.remote import ApiFailure, ApiFiles
-from worker.worker import Worker
 
 logger = logging.getLogger("worker")
 
@@ -32,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
     except ValidationError as exc:
-        print(f"trainq worker: invalid settings (TRAINQ_* environment variables):\n{exc}", file=sys.stderr)
+        # One line, naming each bad variable and what to change.
+        problems = "; ".join(
+            f"TRAINQ_{str(error['loc'][0]).upper()}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        )
+        print(f"trainq worker: invalid settings: {problems}", file=sys.stderr)
         return 2
     # Made up front so a user sees where datasets and checkpoints go.
     settings.data_dir.mkdir(parents=True, exist_ok=True)

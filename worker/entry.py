@@ -1,18 +1,18 @@
 """The training process's entry point, in a module light enough for the worker to import.
 
 The worker names this function as the process target without loading torch;
-the fork server that starts the process has torch and the runner preloaded.
+the fork server that starts the process has torch and worker.training_process preloaded.
 """
 
 from __future__ import annotations
 
 from multiprocessing.connection import Connection
 
-from worker.task import TrainingTask
+from worker.protocol import TrainingTask
 
 
 def training_process_main(conn: Connection, task: TrainingTask) -> None:
-    from worker.runner import run_job
+    from worker.training_process import run_job
 
     run_job(conn, task)
 

@@ -19,6 +19,7 @@ from typing import BinaryIO, TypeVar
 import httpx
 from pydantic import SecretStr
 
+from app.contract import FailureReason
 from app.uploads import content_digest, temporary_path
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class StaleAttempt(Exception):
 class ApiFailure(Exception):
     """The API could not take or give a file; `reason` is the job's failure reason."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: FailureReason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -136,7 +137,9 @@ class ApiFiles:
         try:
             return attempt()
         except (httpx.TransportError, _Transient) as exc:
-            raise ApiFailure("api_unreachable", f"could not {what} at {self._http.base_url}: {exc}") from exc
+            raise ApiFailure(
+                FailureReason.api_unreachable, f"could not {what} at {self._http.base_url}: {exc}"
+            ) from exc
 
 
 class _Transient(Exception):
@@ -156,11 +159,11 @@ def _raise_for(response: httpx.Response, what: str) -> None:
     if response.status_code == 409:
         raise StaleAttempt(f"{what}: {detail}")
     if response.status_code == 507:
-        raise ApiFailure("disk_full", f"{what}: {detail}")
+        raise ApiFailure(FailureReason.disk_full, f"{what}: {detail}")
     if response.status_code >= 500:
         raise _Transient(f"HTTP {response.status_code}: {detail}")
     raise ApiFailure(
-        "api_refused",
+        FailureReason.api_refused,
         f"{what}: the API answered {response.status_code}: {detail} (check TRAINQ_API_URL and that "
         "TRAINQ_API_KEY belongs to the owner 'worker')",
     )

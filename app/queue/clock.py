@@ -10,6 +10,7 @@ writes (naive UTC text), so that comparisons with stored times stay right.
 
 from __future__ import annotations
 
+import typing
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import DateTime, func, literal
@@ -23,6 +24,12 @@ def database_now(session: Session, *, plus_s: float = 0.0) -> ColumnElement[date
         now: ColumnElement[datetime] = func.now(type_=DateTime(timezone=True))
         return now + timedelta(seconds=plus_s) if plus_s else now
     return literal(datetime.now(UTC) + timedelta(seconds=plus_s), DateTime(timezone=True))
+
+
+def stamp_now(session: Session) -> datetime:
+    """database_now() for a row's datetime attribute: the ORM writes the expression as it is,
+    and the database evaluates it when the row is flushed."""
+    return typing.cast(datetime, database_now(session))
 
 
 def database_time(session: Session) -> datetime:

@@ -17,24 +17,22 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, case, cast, func, null, update
+from pydantic import BaseModel
+from sqlalchemy import Engine, case, cast, func, inspect, null, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from app.contract import FailureReason, RunResults, StopReason
 from app.db import read_session, write_session
 from app.models import Checkpoint, Job, JobStatus
+from app.resources import Capabilities, ResolvedKind
 
-from . import events, wakeup
-from .clock import database_now
+from . import outbox, wakeup
+from .clock import database_now, stamp_now
+from .placement import servable_by
+from .sweeps import sweep_has_room, too_many_running
 
 logger = logging.getLogger(__name__)
-
-# Failures of the machine rather than of the job: the job is queued again until
-# max_attempts is used up. Everything else (bad config, bad data, NaN loss, a
-# crash in training code, the time limit) would fail the same way again. A worker on another
-# host that cannot reach the API (api_unreachable) or whose key it refuses (api_refused, once
-# the worker's start-up check passed) is the machine's failure too.
-RETRYABLE_REASONS = frozenset({"worker_lost", "out_of_memory", "disk_full", "api_unreachable", "api_refused"})
 
 
 @dataclass(frozen=True)
@@ -49,23 +47,58 @@ class Lease:
     listed_files: frozenset[str]  # every file the job's rows name (checkpoints, resume_file) at the claim
     runtime_seconds: float  # training time spent by earlier attempts
     max_runtime_seconds: float | None
+    devices: int  # how many devices (ranks) the job runs on
+    device_kind: ResolvedKind  # of which kind: its `device`, with auto resolved for this worker
 
 
-def has_queued(engine: Engine) -> bool:
-    """Whether any job waits: a read that takes no lock, for idle workers to poll often."""
+def has_queued(engine: Engine, *, capabilities: Capabilities) -> bool:
+    """Whether a job that this worker can serve waits: a read that takes no lock, for idle workers
+    to poll often (jobs it cannot serve do not count, or it would poll for them in vain)."""
     with read_session(engine) as session:
-        return session.exec(select(Job.id).where(Job.status == JobStatus.queued).limit(1)).first() is not None
+        waiting = select(Job.id).where(
+            Job.status == JobStatus.queued, servable_by(capabilities), sweep_has_room()
+        )
+        return session.exec(waiting.limit(1)).first() is not None
 
 
-def claim(engine: Engine, *, worker_id: str, lease_seconds: float) -> Lease | None:
-    """Take the oldest queued job, or return None when the queue is empty. One statement, served
-    by the (status, created_at, id) index; on PostgreSQL concurrent claimers skip each other's
-    locked rows instead of waiting for them (SQLite drops FOR UPDATE: it has one writer)."""
+CLAIM_TRIES = 5  # claims rolled back because a concurrent claimer filled the job's sweep
+
+
+class _SweepIsFull(Exception):
+    """The claimed job's sweep already runs max_parallel jobs: roll the claim back."""
+
+
+def claim(
+    engine: Engine, *, worker_id: str, lease_seconds: float, capabilities: Capabilities
+) -> Lease | None:
+    """claim_once, again when a concurrent claimer filled the sweep of the job it took: each try
+    sees the claims committed before it, so the next one steps over that sweep."""
+    for _ in range(CLAIM_TRIES):
+        try:
+            return claim_once(
+                engine, worker_id=worker_id, lease_seconds=lease_seconds, capabilities=capabilities
+            )
+        except _SweepIsFull as exc:
+            logger.debug("claim rolled back: sweep %s is running max_parallel jobs", exc)
+    return None
+
+
+def claim_once(
+    engine: Engine, *, worker_id: str, lease_seconds: float, capabilities: Capabilities
+) -> Lease | None:
+    """Take the first queued job in claim order (app.queue.ordering: priority, then age, with
+    aging) that this worker can serve (see app.queue.placement), or return None when there is
+    none. One statement, served by the (status, queue_order_at, id) index and
+    job_labels' primary key; on PostgreSQL concurrent claimers skip each other's locked rows
+    instead of waiting for them (SQLite drops FOR UPDATE: it has one writer). Jobs this worker
+    cannot serve are stepped over, so one unservable job never holds up the rest, and so are the
+    jobs of a sweep that runs its max_parallel jobs already (app.queue.sweeps)."""
     queued = aliased(Job)
-    oldest = (
+    first = (
         select(queued.id)
-        .where(queued.status == JobStatus.queued)
-        .order_by(col(queued.created_at), col(queued.id))
+        .where(sweep_has_room(queued))
+        .where(queued.status == JobStatus.queued, servable_by(capabilities, queued))
+        .order_by(col(queued.queue_order_at), col(queued.id))
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -73,7 +106,7 @@ def claim(engine: Engine, *, worker_id: str, lease_seconds: float) -> Lease | No
     with write_session(engine) as session:
         claimed = session.execute(
             update(Job)
-            .where(col(Job.id) == oldest)
+            .where(col(Job.id) == first)
             .values(
                 status=JobStatus.running,
                 attempts=col(Job.attempts) + 1,
@@ -89,34 +122,47 @@ def claim(engine: Engine, *, worker_id: str, lease_seconds: float) -> Lease | No
                 col(Job.resume_sha256),
                 col(Job.runtime_seconds),
                 col(Job.max_runtime_seconds),
+                col(Job.devices),
+                col(Job.device_kind),
+                col(Job.sweep_id),
             )
             .execution_options(synchronize_session=False)
         ).one_or_none()
         if claimed is None:
             return None
-        job_id, attempt, hyperparameters, resume_file, resume_sha256, runtime_seconds, max_runtime_seconds = (
-            claimed
-        )
-        events.status_changed(session, job_id=job_id, status=JobStatus.running, attempt=attempt)
+        if claimed.sweep_id is not None and too_many_running(session, sweep_id=claimed.sweep_id):
+            raise _SweepIsFull(claimed.sweep_id)
+        job_id, attempt = claimed.id, claimed.attempts
+        outbox.status_changed(session, job_id=job_id, status=JobStatus.running, attempt=attempt)
         rows = session.exec(
             select(Checkpoint.file_name, Checkpoint.sha256)
             .where(Checkpoint.job_id == job_id)
             .order_by(col(Checkpoint.epoch))
         ).all()
         checkpoints = [name for name, _ in rows]
+        resume_file, resume_sha256 = claimed.resume_file, claimed.resume_sha256
         if resume_file is None and rows:
             resume_file, resume_sha256 = rows[-1]
         lease = Lease(
             job_id=job_id,
             attempt=attempt,
-            hyperparameters=dict(hyperparameters),
+            hyperparameters=dict(claimed.hyperparameters),
             resume_file=resume_file,
             resume_sha256=resume_sha256,
             listed_files=frozenset(checkpoints) | ({resume_file} if resume_file else set()),
-            runtime_seconds=runtime_seconds,
-            max_runtime_seconds=max_runtime_seconds,
+            runtime_seconds=claimed.runtime_seconds,
+            max_runtime_seconds=claimed.max_runtime_seconds,
+            devices=claimed.devices,
+            device_kind=capabilities.resolve(claimed.device_kind),
         )
-    logger.info("job %s claimed by %s (attempt %d)", lease.job_id, worker_id, lease.attempt)
+    logger.info(
+        "job %s claimed by %s (attempt %d, %d %s)",
+        job_id,
+        worker_id,
+        attempt,
+        lease.devices,
+        lease.device_kind,
+    )
     return lease
 
 
@@ -139,19 +185,27 @@ def requeue_expired(engine: Engine) -> int:
             .where(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now)
             .values(
                 failures=col(Job.failures) + 1,
-                status=cast(case((used_up, JobStatus.failed), else_=JobStatus.queued), col(Job.status).type),
+                status=cast(
+                    case((used_up, JobStatus.failed), else_=JobStatus.queued),
+                    inspect(Job).columns.status.type,
+                ),
                 finished_at=case((used_up, now), else_=null()),
+                stop_reason=case((used_up, StopReason.failed.value), else_=null()),
                 worker_id=None,
                 lease_expires_at=None,
-                error_reason="worker_lost",
+                error_reason=FailureReason.worker_lost,
                 error_message=message,
             )
             .returning(col(Job.id), col(Job.status), col(Job.attempts))
             .execution_options(synchronize_session=False)
         ).all()
         for job_id, status, attempt in taken_back:
-            events.status_changed(
-                session, job_id=job_id, status=status, attempt=attempt, error=("worker_lost", message)
+            outbox.status_changed(
+                session,
+                job_id=job_id,
+                status=status,
+                attempt=attempt,
+                error=(FailureReason.worker_lost, message),
             )
             if status == JobStatus.queued:
                 wakeup.notify_queued(session, job_id=job_id)
@@ -192,12 +246,18 @@ def heartbeat(engine: Engine, *, lease: Lease, lease_seconds: float, runtime_sec
         )
 
 
-def succeed(engine: Engine, *, lease: Lease, runtime_seconds: float) -> bool:
+def succeed(engine: Engine, *, lease: Lease, runtime_seconds: float, results: RunResults) -> bool:
+    """End the job as trained: why it stopped, its best epoch's evaluation and its exports."""
     with write_session(engine) as session:
         done = fenced_update(
             session,
             lease,
             status=JobStatus.succeeded,
+            stop_reason=results.stop_reason,
+            best_epoch=results.best_epoch,
+            val_metrics=_as_json(results.val_metrics),
+            test_metrics=_as_json(results.test_metrics),
+            exports=[export.model_dump(mode="json") for export in results.exports],
             finished_at=database_now(session),
             progress=1.0,
             lease_expires_at=None,
@@ -206,7 +266,7 @@ def succeed(engine: Engine, *, lease: Lease, runtime_seconds: float) -> bool:
             error_message=None,
         )
         if done:
-            events.status_changed(
+            outbox.status_changed(
                 session, job_id=lease.job_id, status=JobStatus.succeeded, attempt=lease.attempt
             )
     if done:
@@ -214,7 +274,9 @@ def succeed(engine: Engine, *, lease: Lease, runtime_seconds: float) -> bool:
     return done
 
 
-def fail(engine: Engine, *, lease: Lease, reason: str, message: str, runtime_seconds: float) -> bool:
+def fail(
+    engine: Engine, *, lease: Lease, reason: FailureReason, message: str, runtime_seconds: float
+) -> bool:
     """End the attempt with an error. A retryable one queues the job again while
     attempts remain; anything else (or the last attempt) fails the job."""
     with write_session(engine) as session:
@@ -222,14 +284,15 @@ def fail(engine: Engine, *, lease: Lease, reason: str, message: str, runtime_sec
         if job is None:
             return False
         job.failures += 1
-        retry = reason in RETRYABLE_REASONS and job.failures < job.max_attempts
+        retry = reason.retryable and job.failures < job.max_attempts
         job.status = JobStatus.queued if retry else JobStatus.failed
-        job.finished_at = None if retry else database_now(session)
+        job.finished_at = None if retry else stamp_now(session)
+        job.stop_reason = None if retry else StopReason.of_failure(reason)
         job.error_reason, job.error_message = reason, message
         job.worker_id = job.lease_expires_at = None
         job.runtime_seconds = runtime_seconds
         session.add(job)
-        events.status_changed(
+        outbox.status_changed(
             session, job_id=lease.job_id, status=job.status, attempt=lease.attempt, error=(reason, message)
         )
         if retry:
@@ -238,6 +301,10 @@ def fail(engine: Engine, *, lease: Lease, reason: str, message: str, runtime_sec
     args = (lease.job_id, lease.attempt, reason, message) if retry else (lease.job_id, reason, message)
     logger.warning(log, *args)
     return True
+
+
+def _as_json(value: BaseModel | None) -> dict[str, Any] | None:
+    return None if value is None else value.model_dump(mode="json")
 
 
 def release(
@@ -265,7 +332,7 @@ def release(
             **newer,
         )
         if done:
-            events.status_changed(
+            outbox.status_changed(
                 session, job_id=lease.job_id, status=JobStatus.queued, attempt=lease.attempt
             )
             wakeup.notify_queued(session, job_id=lease.job_id)

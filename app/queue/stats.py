@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, case, func
 from sqlmodel import col, select
@@ -65,7 +66,8 @@ def epochs_after(engine: Engine, *, after_id: int, bounds_s: Sequence[float]) ->
         *buckets,
     ).where(col(EpochMetric.id) > after_id)
     with read_session(engine) as session:
-        last_id, count, total, *at_most = session.exec(query).one()
+        values: list[Any] = list(session.execute(query).one())
+    last_id, count, total, *at_most = values
     return EpochTally(
         last_id=int(last_id),
         count=int(count),

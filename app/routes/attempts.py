@@ -12,6 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -21,11 +22,12 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from starlette.requests import ClientDisconnect
 
-from app.artifacts import attempt_dir, job_dir, remove_stale_files
+from app.artifacts import attempt_file_name, job_dir, log_path, remove_stale_files
+from app.contract import EXPORT_FILE_NAMES
 from app.db import read_session
-from app.deps import EngineDep, PrincipalDep, SettingsDep
-from app.logs import log_path
-from app.models import Checkpoint, ErrorMessage, Job, JobStatus
+from app.deps import EngineDep, PrincipalDep, SettingsDep, resolve_job_id
+from app.models import Checkpoint, Job, JobStatus
+from app.schemas import ErrorMessage
 from app.security import ANONYMOUS, is_remote_peer
 from app.uploads import (
     StoredFile,
@@ -83,6 +85,17 @@ async def require_worker(principal: PrincipalDep, request: Request) -> None:
 WorkerOnly = Depends(require_worker)
 
 
+def attempt_job_id(job_id: str, engine: EngineDep) -> str:
+    """The full id of the path's job (workers see every owner's jobs). Its own session: an upload
+    must not hold a connection (nor, on SQLite, a read transaction) while the body arrives."""
+    with read_session(engine) as session:
+        return resolve_job_id(session, job_id, owner=None)
+
+
+# Declared after WorkerOnly in each route's dependencies: only workers learn which jobs exist.
+JobId = Annotated[str, Depends(attempt_job_id)]
+
+
 def _state(engine: Engine, job_id: str) -> AttemptState:
     with read_session(engine) as session:
         job = session.get(Job, job_id)
@@ -95,6 +108,8 @@ def _state(engine: Engine, job_id: str) -> AttemptState:
         )
         if job.resume_file is not None:
             listed.setdefault(job.resume_file, job.resume_sha256)
+        for export in job.exports or []:
+            listed.setdefault(export["file_name"], export["sha256"])
         return AttemptState(job_status=job.status, attempts=job.attempts, listed=listed)
 
 
@@ -181,7 +196,10 @@ async def _store(
     except BaseException:
         stored.path.unlink(missing_ok=True)
         raise
-    listed = set(state.listed) | {relative}
+    # A job's exports are listed only when it ends, after all of them arrived: until then this
+    # attempt's export files are kept as if listed.
+    exports = {attempt_file_name(attempt, name) for name in EXPORT_FILE_NAMES.values()}
+    listed = set(state.listed) | {relative} | exports
     await anyio.to_thread.run_sync(lambda: remove_stale_files(folder, attempt=attempt + 1, listed=listed))
     return stored
 
@@ -193,7 +211,7 @@ async def _store(
     responses={**WORKER_ERRORS, 507: {"model": ErrorMessage, "description": "The API's disk is full."}},
 )
 async def upload_checkpoint(
-    job_id: str,
+    job_id: JobId,
     attempt: int,
     name: str,
     request: Request,
@@ -203,7 +221,7 @@ async def upload_checkpoint(
     """A checkpoint of a running attempt, streamed; the body's sha256 in
     `Content-Digest: sha-256=:<base64>:` (RFC 9530)."""
     _check_name(name)
-    relative = f"{attempt_dir(Path(), attempt).as_posix()}/{name}"
+    relative = attempt_file_name(attempt, name)
     stored = await _store(
         request,
         engine,
@@ -220,7 +238,7 @@ async def upload_checkpoint(
 
 @router.put("/log", status_code=204, dependencies=[WorkerOnly], responses=WORKER_ERRORS)
 async def upload_log(
-    job_id: str, attempt: int, request: Request, engine: EngineDep, settings: SettingsDep
+    job_id: JobId, attempt: int, request: Request, engine: EngineDep, settings: SettingsDep
 ) -> Response:
     """The attempt's training log so far (it replaces the last upload); accepted until a later
     attempt starts, so that the lines written as the attempt ended are kept."""
@@ -246,12 +264,12 @@ async def upload_log(
     responses={200: {"content": {"application/octet-stream": {}}}, **WORKER_ERRORS},
 )
 async def download_attempt_file(
-    job_id: str, attempt: int, name: str, engine: EngineDep, settings: SettingsDep
+    job_id: JobId, attempt: int, name: str, engine: EngineDep, settings: SettingsDep
 ) -> Response:
     """A file the job's rows list (a checkpoint, or the resume file of a hand-back)."""
     _check_name(name)
     state = await attempt_state(job_id, engine)
-    relative = f"{attempt_dir(Path(), attempt).as_posix()}/{name}"
+    relative = attempt_file_name(attempt, name)
     path = job_dir(settings.artifacts_dir, job_id) / relative
     if relative not in state.listed or not path.is_file():
         raise HTTPException(status_code=404, detail=f"job {job_id} lists no file {relative}")

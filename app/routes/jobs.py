@@ -1,36 +1,38 @@
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
-from typing import Annotated, Any
+import os
+from pathlib import Path
+from typing import Annotated
 
 import pydantic_core
-from fastapi import APIRouter, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import tuple_
 from sqlmodel import Session, col, select
 
-from app import queue
+from app import disk_usage, job_view, queue
 from app.db import read_session
-from app.deps import EngineDep, JobDep, PrincipalDep, SessionDep, find_job
+from app.deps import EngineDep, JobDep, JobIdDep, PrincipalDep, SessionDep, SettingsDep, find_job
+from app.filters import JobFilters, job_filters
+from app.hyperparameters import Hyperparameters
+from app.imagefolder_layout import LayoutError, find_layout
 from app.models import (
     MAX_IDEMPOTENCY_KEY_CHARS,
-    NOT_FOUND,
-    TOO_LARGE,
-    Checkpoint,
-    CheckpointPublic,
-    DryRunPublic,
     EpochMetric,
-    ErrorMessage,
-    Job,
     JobCreate,
+)
+from app.schemas import (
+    JOB_LOOKUP,
+    TOO_LARGE,
+    DryRunPublic,
+    ErrorMessage,
     JobPage,
     JobPublic,
-    JobStatus,
     MetricPublic,
+    job_lookup,
     summary_fields,
 )
+from app.search import Cursor, JobSort, page_of_jobs
+from app.security import Principal
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -49,6 +51,10 @@ MAX_PAGE_SIZE = 500
             "With dry_run=true: the resolved request (name, hyperparameters, limits), nothing queued.",
         },
         409: {"model": ErrorMessage, "description": "Idempotency-Key seen before with a different body."},
+        422: {
+            "description": "Invalid request; with dry_run=true also an imagefolder dataset_path that this "
+            "server's TRAINQ_DATA_DIR holds without a usable layout (the message the worker would give)."
+        },
         **TOO_LARGE,
     },
 )
@@ -57,6 +63,7 @@ def submit_job(
     principal: PrincipalDep,
     engine: EngineDep,
     session: SessionDep,
+    settings: SettingsDep,
     response: Response,
     dry_run: Annotated[bool, Query(description="Validate and resolve only; queue nothing.")] = False,
     idempotency_key: Annotated[
@@ -69,7 +76,9 @@ def submit_job(
         ),
     ] = None,
 ) -> JobPublic | JSONResponse:
+    _check_init_from(session, job_in, principal)
     if dry_run:
+        _check_image_folder(job_in.hyperparameters, settings.data_dir)
         return JSONResponse(DryRunPublic.model_validate(job_in.model_dump()).model_dump(mode="json"))
     try:
         job, created = queue.submit(
@@ -79,16 +88,65 @@ def submit_job(
         raise HTTPException(status_code=409, detail=str(exc)) from exc
     response.headers["Location"] = f"/jobs/{job.id}"
     if created:
-        return JobPublic.from_rows(job, [], [])
+        # A new job has no files yet.
+        return JobPublic.from_rows(
+            job,
+            [],
+            [],
+            waiting_reason=queue.waiting_reason(session, job=job),
+            queue_place=queue.queue_place(session, job=job),
+            disk_bytes=0,
+        )
     response.status_code = 200
-    return _public(session, job)
+    return job_view.public(session, job, settings.artifacts_dir)
+
+
+def _check_image_folder(hp: Hyperparameters, data_dir: Path) -> None:
+    """A dry run's look at an imagefolder job's folder, where this server sees the data folder.
+
+    Only dry runs look: workers may mount another disk at TRAINQ_DATA_DIR, so a real submit
+    must not be refused for what this machine lacks.
+    """
+    if hp.dataset != "imagefolder" or hp.dataset_path is None or not data_dir.is_dir():
+        return
+    try:
+        find_layout(data_dir, hp.dataset_path)
+    except LayoutError as exc:
+        # Shaped like FastAPI's own 422s, so clients read both the same way.
+        raise HTTPException(
+            status_code=422,
+            detail=[
+                {
+                    "type": "dataset_layout",
+                    "loc": ["body", "hyperparameters", "dataset_path"],
+                    # As the worker reports it: the owner knows the folder by its setting's name.
+                    "msg": str(exc).replace(os.path.realpath(data_dir), "TRAINQ_DATA_DIR"),
+                    "input": hp.dataset_path,
+                }
+            ],
+        ) from exc
+
+
+def _check_init_from(session: Session, job_in: JobCreate, principal: Principal) -> None:
+    """422, shaped like pydantic's, when init_from names no checkpoint this caller may start from."""
+    init_from = job_in.hyperparameters.init_from
+    if init_from is None:
+        return
+    problem = queue.init_from_problem(
+        session, init_from, owner=None if principal.sees_all else principal.owner
+    )
+    if problem is not None:
+        loc = ["body", "hyperparameters", "init_from"]
+        raise HTTPException(status_code=422, detail=[{"loc": loc, "msg": problem, "type": "value_error"}])
 
 
 @router.post(
     "/{job_id}/cancel",
-    responses={409: {"model": ErrorMessage, "description": "The job already ended."}, **NOT_FOUND},
+    responses=job_lookup("The job already ended"),
 )
-def cancel_job(job_id: str, principal: PrincipalDep, engine: EngineDep, session: SessionDep) -> JobPublic:
+def cancel_job(
+    job_id: JobIdDep, principal: PrincipalDep, engine: EngineDep, session: SessionDep, settings: SettingsDep
+) -> JobPublic:
     """A queued job is cancelled at once; a running one stops within seconds and keeps its checkpoints."""
     try:
         job = queue.cancel(engine, job_id=job_id, owner=None if principal.sees_all else principal.owner)
@@ -98,74 +156,53 @@ def cancel_job(job_id: str, principal: PrincipalDep, engine: EngineDep, session:
         ) from exc
     if job is None:
         raise HTTPException(status_code=404, detail=f"job {job_id[:64]!r} not found")
-    return _public(session, job)
+    return job_view.public(session, job, settings.artifacts_dir)
 
 
 @router.get("", response_model=JobPage)
 def list_jobs(
     engine: EngineDep,
     principal: PrincipalDep,
-    status: Annotated[list[JobStatus] | None, Query(description="Only jobs in these states.")] = None,
+    settings: SettingsDep,
+    filters: Annotated[JobFilters, Depends(job_filters)],
+    sort: Annotated[JobSort, Query(description="The order; `-` first is descending. NULLs come last.")] = (
+        JobSort.newest
+    ),
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
-        str | None, Query(max_length=200, description="next_cursor of the previous page.")
+        str | None, Query(max_length=400, description="next_cursor of the previous page, with the same sort.")
     ] = None,
 ) -> Response:
-    """Newest first."""
-    query = select(Job)
-    if not principal.sees_all:
-        query = query.where(Job.owner == principal.owner)
-    if status:
-        query = query.where(col(Job.status).in_(status))
-    if cursor is not None:
-        created_at, job_id = _decode_cursor(cursor)
-        # A row-value comparison, which SQLite and PostgreSQL answer with an index range;
-        # the equivalent OR of two conditions makes SQLite walk the index from the newest job.
-        query = query.where(tuple_(col(Job.created_at), col(Job.id)) < tuple_(created_at, job_id))
+    """Newest first unless `sort` says otherwise; every filter given must hold."""
+    after = Cursor.decode(cursor, sort) if cursor is not None else None
     with read_session(engine) as session:
-        rows = session.exec(
-            query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)
-        ).all()
-    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+        rows, next_cursor = page_of_jobs(
+            session,
+            filters=filters,
+            sort=sort,
+            limit=limit,
+            cursor=after,
+            owner=None if principal.sees_all else principal.owner,
+        )
+        sizes = disk_usage.disk_bytes(session, rows, artifacts_dir=settings.artifacts_dir)
     # Serialized straight from the rows' fields: a page is up to 500 jobs.
-    page = {"items": [summary_fields(job) for job in rows[:limit]], "next_cursor": next_cursor}
+    items = [summary_fields(job, disk_bytes=sizes[job.id]) for job in rows]
+    page = {"items": items, "next_cursor": next_cursor}
     return Response(pydantic_core.to_json(page), media_type="application/json")
 
 
-METRIC_FIELDS = list(MetricPublic.model_fields)
-
-
-@router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-def get_job(job_id: str, engine: EngineDep, principal: PrincipalDep) -> Response:
+@router.get("/{job_id}", response_model=JobPublic, responses=JOB_LOOKUP)
+def get_job(job_id: str, engine: EngineDep, principal: PrincipalDep, settings: SettingsDep) -> Response:
     # The hottest route (clients poll it): one hop to the thread pool and one session for the
     # whole request; metric rows go straight from tuples to JSON, without an ORM or pydantic
     # object per row, nor a second validation of what the database holds.
     with read_session(engine) as session:
         job = find_job(session, job_id, principal)
-        return Response(pydantic_core.to_json(_public_dict(session, job)), media_type="application/json")
+        body = job_view.public_dict(session, job, settings.artifacts_dir)
+        return Response(pydantic_core.to_json(body), media_type="application/json")
 
 
-def _public_dict(session: Session, job: Job) -> dict[str, Any]:
-    """A JobPublic's fields, JSON-ready."""
-    rows = session.exec(
-        select(*(col(getattr(EpochMetric, name)) for name in METRIC_FIELDS))
-        .where(EpochMetric.job_id == job.id)
-        .order_by(col(EpochMetric.epoch))
-    ).all()
-    body = summary_fields(job)
-    body["metrics"] = [dict(zip(METRIC_FIELDS, row, strict=True)) for row in rows]
-    checkpoints = session.exec(
-        select(Checkpoint).where(Checkpoint.job_id == job.id).order_by(col(Checkpoint.epoch))
-    )
-    body["checkpoints"] = [CheckpointPublic.from_row(c).model_dump(mode="json") for c in checkpoints]
-    return body
-
-
-def _public(session: Session, job: Job) -> JobPublic:
-    return JobPublic.model_validate(_public_dict(session, job))
-
-
-@router.get("/{job_id}/metrics", responses=NOT_FOUND)
+@router.get("/{job_id}/metrics", responses=JOB_LOOKUP)
 def get_metrics(
     job: JobDep,
     session: SessionDep,
@@ -177,25 +214,3 @@ def get_metrics(
         .order_by(col(EpochMetric.epoch))
     ).all()
     return [MetricPublic.model_validate(row, from_attributes=True) for row in rows]
-
-
-def _encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, job_id = raw.split("|", 1)
-        return datetime.fromisoformat(created_at), job_id
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        # Shaped like every other 422, so clients handle one format.
-        detail = [
-            {
-                "loc": ["query", "cursor"],
-                "msg": "cursor is not valid: pass next_cursor from a previous page unchanged",
-                "type": "value_error",
-            }
-        ]
-        raise HTTPException(status_code=422, detail=detail) from exc

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from app.deps import PrincipalDep
-from app.models import ErrorMessage
+from app.schemas import ErrorMessage
 from app.security import ADMIN_OWNER, METRICS_OWNER
 
 router = APIRouter(tags=["operations"])

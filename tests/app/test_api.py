@@ -6,9 +6,19 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from app import queue
+from app.contract import (
+    ClassMetrics,
+    DatasetInfo,
+    EvaluationMetrics,
+    ExportFile,
+    FailureReason,
+    RunResults,
+    StopReason,
+)
 from app.db import read_session
-from app.models import Checkpoint, EpochMetric, Job, JobPublic, JobSummary
-from tests.factories import epoch_metrics, submit_job
+from app.models import Checkpoint, EpochMetric, Job
+from app.schemas import JobPublic, JobSummary
+from tests.factories import ONE_CPU, epoch_metrics, submit_job
 
 
 def test_health_answers_ok(client: TestClient) -> None:
@@ -70,6 +80,21 @@ def test_invalid_bodies_get_422_naming_each_bad_field(
     assert field in [error["loc"] for error in response.json()["detail"]]
 
 
+def test_an_unknown_hyperparameter_names_the_closest_one_in_the_422(client: TestClient) -> None:
+    response = client.post(
+        "/jobs", json={"hyperparameters": {"learning_rat": 0.1, "batchsize": 8, "colour": "red"}}
+    )
+    assert response.status_code == 422
+    errors = {error["loc"][-1]: error for error in response.json()["detail"]}
+    assert errors["learning_rat"] == {
+        "loc": ["body", "hyperparameters", "learning_rat"],
+        "msg": "Extra inputs are not permitted; did you mean learning_rate?",
+        "type": "extra_forbidden",
+    }
+    assert errors["batchsize"]["msg"].endswith("did you mean batch_size?")
+    assert errors["colour"]["msg"] == "Extra inputs are not permitted"
+
+
 def test_nan_in_a_body_gets_422_not_500(client: TestClient) -> None:
     response = client.post(
         "/jobs",
@@ -114,7 +139,7 @@ def test_listing_is_newest_first_and_pages_with_a_cursor(client: TestClient) -> 
 
 def test_listing_filters_by_status(client: TestClient, engine: Engine) -> None:
     submit_job(engine, "running")
-    queue.claim(engine, worker_id="w", lease_seconds=60)
+    queue.claim(engine, worker_id="w", lease_seconds=60, capabilities=ONE_CPU)
     submit_job(engine, "waiting")
     names = [job["name"] for job in client.get("/jobs?status=queued").json()["items"]]
     assert names == ["waiting"]
@@ -135,7 +160,7 @@ def test_unknown_jobs_are_404(client: TestClient) -> None:
 
 def test_metrics_can_be_polled_incrementally(client: TestClient, engine: Engine) -> None:
     job = submit_job(engine)
-    lease = queue.claim(engine, worker_id="w", lease_seconds=60)
+    lease = queue.claim(engine, worker_id="w", lease_seconds=60, capabilities=ONE_CPU)
     assert lease is not None
     for epoch in (1, 2, 3):
         queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(epoch), progress=epoch / 10)
@@ -157,7 +182,7 @@ def test_metrics_can_be_polled_incrementally(client: TestClient, engine: Engine)
 
 def test_the_fast_job_route_returns_exactly_the_public_model(client: TestClient, engine: Engine) -> None:
     job = submit_job(engine, "fast path")
-    lease = queue.claim(engine, worker_id="w", lease_seconds=60)
+    lease = queue.claim(engine, worker_id="w", lease_seconds=60, capabilities=ONE_CPU)
     assert lease is not None
     checkpoint = queue.CheckpointFile(
         epoch=2, file_name="epoch-0002.pt", size_bytes=3, sha256="b" * 64, is_best=True
@@ -170,13 +195,39 @@ def test_the_fast_job_route_returns_exactly_the_public_model(client: TestClient,
             progress=0.5 * epoch,
             checkpoint=checkpoint if epoch == 2 else None,
         )
+    # With every result a job can carry, so that each column reaches the response as the model says.
+    dataset = DatasetInfo(layout="digits", classes=["a", "b"], train_samples=4, val_samples=2, test_samples=0)
+    assert queue.record_start(engine, lease=lease, device="cpu", precision="fp32", dataset=dataset)
+    evaluated = EvaluationMetrics(
+        epoch=2,
+        loss=0.5,
+        accuracy=0.5,
+        per_class=[
+            ClassMetrics(class_name=name, precision=0.5, recall=0.5, f1=0.5, support=1) for name in "ab"
+        ],
+        confusion_matrix=[[1, 0], [1, 0]],
+    )
+    export = ExportFile(
+        name="model.onnx", format="onnx", file_name="attempt-1/model.onnx", size_bytes=9, sha256="c" * 64
+    )
+    results = RunResults(
+        stop_reason=StopReason.completed, best_epoch=2, val_metrics=evaluated, exports=[export]
+    )
+    assert queue.succeed(engine, lease=lease, runtime_seconds=1.0, results=results)
     with read_session(engine) as session:
         stored = session.get(Job, job.id)
         assert stored is not None
         rows = session.exec(select(EpochMetric).where(EpochMetric.job_id == job.id)).all()
         checkpoints = session.exec(select(Checkpoint).where(Checkpoint.job_id == job.id)).all()
-        expected = JobPublic.from_rows(stored, list(rows), list(checkpoints)).model_dump(mode="json")
-    assert client.get(f"/jobs/{job.id}").json() == expected
+        # disk_bytes from the rows: the checkpoint's 3 bytes and the export's 9.
+        expected = JobPublic.from_rows(stored, list(rows), list(checkpoints), disk_bytes=12).model_dump(
+            mode="json"
+        )
+    shown = client.get(f"/jobs/{job.id}").json()
+    assert shown == expected
+    assert shown["val_metrics"]["per_class"][1]["class"] == "b"
+    assert shown["exports"][0]["url"] == f"/jobs/{job.id}/exports/model.onnx"
+    assert (shown["stop_reason"], shown["best_epoch"], shown["test_metrics"]) == ("completed", 2, None)
 
 
 def test_the_fast_job_list_returns_exactly_the_public_model_page_after_page(
@@ -184,12 +235,14 @@ def test_the_fast_job_list_returns_exactly_the_public_model_page_after_page(
 ) -> None:
     for i in range(5):
         submit_job(engine, f"job {i}")
-    lease = queue.claim(engine, worker_id="w", lease_seconds=60)
+    lease = queue.claim(engine, worker_id="w", lease_seconds=60, capabilities=ONE_CPU)
     assert lease is not None
-    queue.fail(engine, lease=lease, reason="data_error", message="no such folder", runtime_seconds=1.0)
+    queue.fail(
+        engine, lease=lease, reason=FailureReason.data_error, message="no such folder", runtime_seconds=1.0
+    )
     with read_session(engine) as session:
         rows = session.exec(select(Job).order_by(col(Job.created_at).desc(), col(Job.id).desc())).all()
-        expected = [JobSummary.from_row(job).model_dump(mode="json") for job in rows]
+        expected = [JobSummary.from_row(job, disk_bytes=0).model_dump(mode="json") for job in rows]
     first = client.get("/jobs", params={"limit": 3}).json()
     second = client.get("/jobs", params={"limit": 3, "cursor": first["next_cursor"]}).json()
     assert first["items"] + second["items"] == expected

@@ -4,9 +4,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app import queue
+from app.contract import FailureReason
 from app.main import create_app
 from app.settings import Settings
-from tests.factories import submit_job
+from tests.factories import ONE_CPU, submit_job
 from tests.support.polling import wait_for
 
 
@@ -66,9 +67,9 @@ def test_dry_run_shows_the_job_limits_too(client: TestClient) -> None:
 
 def test_a_running_job_shows_the_reason_of_its_last_lost_attempt(client: TestClient, engine: Engine) -> None:
     job_id = client.post("/jobs", json={}).json()["id"]
-    lease = queue.claim(engine, worker_id="w", lease_seconds=60)
+    lease = queue.claim(engine, worker_id="w", lease_seconds=60, capabilities=ONE_CPU)
     assert lease is not None
-    queue.fail(engine, lease=lease, reason="out_of_memory", message="killed", runtime_seconds=3)
+    queue.fail(engine, lease=lease, reason=FailureReason.out_of_memory, message="killed", runtime_seconds=3)
     shown = client.get(f"/jobs/{job_id}").json()
     assert shown["status"] == "queued"
     assert shown["error"] == {"reason": "out_of_memory", "message": "killed"}
@@ -79,7 +80,7 @@ def test_the_api_takes_back_a_job_whose_worker_died_even_with_no_worker_running(
     settings: Settings, engine: Engine
 ) -> None:
     job = submit_job(engine)
-    assert queue.claim(engine, worker_id="dead", lease_seconds=0.2) is not None
+    assert queue.claim(engine, worker_id="dead", lease_seconds=0.2, capabilities=ONE_CPU) is not None
     fast = settings.model_copy(update={"lease_seconds": 0.4})
     with TestClient(create_app(fast)) as client:
         wait_for(

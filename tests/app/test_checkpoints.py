@@ -11,20 +11,20 @@ from sqlalchemy import Engine
 
 from app import queue
 from app.settings import Settings
-from tests.factories import submit_job
+from tests.factories import ONE_CPU, list_checkpoint, submit_job
 
 
 @pytest.fixture
 def job_with_checkpoints(engine: Engine, settings: Settings) -> tuple[str, dict[int, bytes]]:
     job = submit_job(engine, "my run/1")
-    lease = queue.claim(engine, worker_id="w", lease_seconds=60)
+    lease = queue.claim(engine, worker_id="w", lease_seconds=60, capabilities=ONE_CPU)
     assert lease is not None
     contents = {2: b"best-weights" * 1000, 3: b"latest-weights" * 1000}
     job_dir = settings.artifacts_dir / job.id
     job_dir.mkdir(parents=True)
     for epoch, data in contents.items():
         (job_dir / f"epoch-{epoch:04d}.pt").write_bytes(data)
-        queue.record_checkpoint(
+        list_checkpoint(
             engine,
             lease=lease,
             checkpoint=queue.CheckpointFile(

@@ -75,6 +75,8 @@ def test_the_page_and_its_assets_load_without_a_key_while_the_api_still_needs_on
     assert page.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert keyed_client.head("/").status_code == 200
+    # A link that appends a query (a tracker's, an old bookmark's) still opens the page.
+    assert keyed_client.get("/", params={"utm_source": "mail"}).status_code == 200
     script = keyed_client.get(f"{ASSETS_PATH}/js/main.js")
     assert script.status_code == 200
     assert "javascript" in script.headers["content-type"]

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 
 from app import queue
-from app.logs import log_path
+from app.artifacts import log_path
 from app.main import create_app
 from app.settings import Settings
-from tests.factories import epoch_metrics, submit_job
+from tests.factories import COMPLETED, ONE_CPU, epoch_metrics, submit_job
 from tests.support.polling import wait_for
 from tests.support.processes import free_port
 from tests.support.sse import Event, parse_events
@@ -24,7 +24,7 @@ LEASE_S = 60.0
 
 def finished_job(engine: Engine, epochs: int = 2) -> str:
     job = submit_job(engine)
-    lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S)
+    lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S, capabilities=ONE_CPU)
     assert lease is not None
     for epoch in range(1, epochs + 1):
         checkpoint = queue.CheckpointFile(
@@ -33,14 +33,14 @@ def finished_job(engine: Engine, epochs: int = 2) -> str:
         queue.record_epoch(
             engine, lease=lease, metrics=epoch_metrics(epoch), progress=epoch / epochs, checkpoint=checkpoint
         )
-    assert queue.succeed(engine, lease=lease, runtime_seconds=1.0)
+    assert queue.succeed(engine, lease=lease, runtime_seconds=1.0, results=COMPLETED)
     return job.id
 
 
 def running_job_with_log(engine: Engine, settings: Settings, text: str) -> tuple[str, Path]:
     """A claimed job whose first attempt's log already holds `text`."""
     job = submit_job(engine)
-    assert queue.claim(engine, worker_id="w", lease_seconds=LEASE_S) is not None
+    assert queue.claim(engine, worker_id="w", lease_seconds=LEASE_S, capabilities=ONE_CPU) is not None
     log = log_path(settings.artifacts_dir / job.id, 1)
     log.parent.mkdir(parents=True)
     log.write_text(text)
@@ -139,7 +139,7 @@ def test_events_arrive_live_and_the_stream_ends_with_the_job(
 ) -> None:
     http, _ = server
     job = submit_job(engine)
-    lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S)
+    lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S, capabilities=ONE_CPU)
     assert lease is not None
     with http.stream("GET", f"/jobs/{job.id}/events") as response:
         events = parse_events(response.iter_lines())
@@ -184,7 +184,7 @@ def test_open_streams_cost_the_database_a_few_queries_per_second_in_total(
     streams = 20
     jobs = [submit_job(engine).id for _ in range(streams)]
     for _ in jobs:
-        assert queue.claim(engine, worker_id="w", lease_seconds=LEASE_S) is not None
+        assert queue.claim(engine, worker_id="w", lease_seconds=LEASE_S, capabilities=ONE_CPU) is not None
     opened = threading.Barrier(streams + 1)
     stop = threading.Event()
 

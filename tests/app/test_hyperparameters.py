@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.hyperparameters import MAX_FAKE_DATA_BYTES, Hyperparameters
+from app.fake_data import MAX_FAKE_DATA_BYTES
+from app.hyperparameters import Hyperparameters
 
 
 def errors_for(**fields: Any) -> str:

@@ -8,12 +8,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app import queue
+from app.artifacts import log_path
 from app.integrity import DamagedDatabase, check_artifacts, check_database
-from app.logs import log_path
 from app.main import create_app
 from app.models import new_job_id
 from app.settings import Settings
-from tests.factories import submit_job
+from tests.factories import ONE_CPU, submit_job
 from tests.support.damage import break_btree_page, trainq_database, write_not_a_database
 from tests.support.databases import sqlite_only
 
@@ -25,7 +25,7 @@ def database_path(settings: Settings) -> Path:
 def claimed_job(engine: Engine) -> str:
     """A job claimed once (attempts=1), as a worker leaves it."""
     job = submit_job(engine)
-    lease = queue.claim(engine, worker_id="test-worker", lease_seconds=60)
+    lease = queue.claim(engine, worker_id="test-worker", lease_seconds=60, capabilities=ONE_CPU)
     assert lease is not None and lease.job_id == job.id
     return job.id
 

@@ -5,7 +5,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from app.logs import LogFollower, log_path, read_log
+from app.artifacts import log_path
+from app.logs import LogFollower, read_log
 from app.settings import Settings
 from tests.factories import submit_job
 

@@ -99,7 +99,7 @@ def test_the_command_says_where_the_database_is_and_upgrades_or_downgrades_it(tm
     )
     assert run_migrations(url, "downgrade", "-1") == (
         0,
-        f"database {url} downgraded from revision {head} to 0001",
+        f"database {url} downgraded from revision {head} to {int(head) - 1:04d}",
         "",
     )
     assert run_migrations(url, "downgrade", "0042") == (

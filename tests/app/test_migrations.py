@@ -10,6 +10,7 @@ handed back with a resume file, cancelled, queued), six metric rows, three check
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from sqlalchemy import Engine, MetaData, UniqueConstraint, inspect, text
 from sqlmodel import SQLModel, col, select
 
 from app import queue
+from app.contract import FailureReason, StopReason
 from app.db import make_engine, read_session
 from app.migrations import (
     SchemaOutOfDate,
@@ -35,7 +37,7 @@ from app.migrations import (
     upgrade,
 )
 from app.models import Checkpoint, EpochMetric, Job, JobCreate, JobEvent, JobStatus
-from tests.factories import epoch_metrics, submit_job
+from tests.factories import COMPLETED, ONE_CPU, epoch_metrics, submit_job
 
 FIXTURE_0_1_0 = Path(__file__).parents[1] / "fixtures" / "trainq-0.1.0.db"
 TABLES = ("jobs", "epoch_metrics", "checkpoints", "job_events")
@@ -78,7 +80,7 @@ def sqlite_schema(path: Path) -> dict[str, str]:
 def job_with_history(engine: Engine) -> str:
     """A job that ran an epoch and listed a checkpoint: rows in every table."""
     job = submit_job(engine)
-    lease = queue.claim(engine, worker_id="w1", lease_seconds=LEASE_S)
+    lease = queue.claim(engine, worker_id="w1", lease_seconds=LEASE_S, capabilities=ONE_CPU)
     assert lease is not None
     checkpoint = queue.CheckpointFile(
         epoch=1, file_name="epoch-0001.pt", size_bytes=10, sha256="0" * 64, is_best=True
@@ -137,11 +139,13 @@ def test_downgrading_one_step_and_upgrading_again_keeps_the_schema_and_every_row
     assert all(counts.values())
 
     downgrade(empty_engine, "-1")
-    assert current_revision(empty_engine) == "0001"
-    assert "resume_sha256" not in {column["name"] for column in inspect(empty_engine).get_columns("jobs")}
+    assert current_revision(empty_engine) == "0004"
+    columns = {column["name"] for column in inspect(empty_engine).get_columns("jobs")}
+    assert "exports" in columns and not {"tags", "priority", "queue_order_at", "sweep_id"} & columns
+    assert not {"job_tags", "sweeps"} & set(inspect(empty_engine).get_table_names())
     # SQLite copies the jobs table to drop a column: the rows that reference jobs stay.
     assert row_counts(empty_engine) == counts
-    with pytest.raises(SchemaOutOfDate, match="is at schema revision 0001, this code needs"):
+    with pytest.raises(SchemaOutOfDate, match="is at schema revision 0004, this code needs"):
         check_current(empty_engine)
 
     upgrade(empty_engine)
@@ -164,6 +168,39 @@ def test_a_database_made_by_trainq_0_1_0_upgrades_with_every_row_kept(tmp_path: 
     after = {table: sqlite_rows(path, table) for table in TABLES}
     assert [len(rows) for rows in before.values()] == [6, 6, 3, 24]
     assert all(row.pop("resume_sha256") is None for row in after["jobs"])
+    # Revision 0003: every old job asks for what it got then, one device of its kind and no labels.
+    assert all(row.pop("devices") == 1 for row in after["jobs"])
+    assert all(row.pop("labels") == "[]" for row in after["jobs"])
+    assert [row.pop("device_kind") for row in after["jobs"]] == [
+        json.loads(row["hyperparameters"])["device"] for row in before["jobs"]
+    ]
+
+    # Revision 0004: how each old job ended, where its rows tell; the rest of the results unknown.
+    def stop_reason(job: dict) -> str | None:
+        if job["status"] == "failed":
+            return StopReason.of_failure(FailureReason(job["error_reason"]))
+        return "cancelled" if job["status"] == "cancelled" else None
+
+    assert [row.pop("stop_reason") for row in after["jobs"]] == [stop_reason(row) for row in before["jobs"]]
+    assert "nan_loss" in [stop_reason(row) for row in before["jobs"]]
+    best = {row["job_id"]: row["epoch"] for row in before["checkpoints"] if row["is_best"]}
+    assert [row.pop("best_epoch") for row in after["jobs"]] == [best.get(row["id"]) for row in before["jobs"]]
+    assert any(best.values())
+    for column in ("dataset_info", "warm_start", "val_metrics", "test_metrics", "exports"):
+        assert all(row.pop(column) is None for row in after["jobs"])
+    # Revision 0005: no tags or notes, priority 0 in the order they came, the best val_accuracy.
+    assert all(row.pop("tags") == "[]" and row.pop("notes") is None for row in after["jobs"])
+    assert all(row.pop("priority") == 0 and row.pop("sweep_id") is None for row in after["jobs"])
+    assert [row.pop("queue_order_at") for row in after["jobs"]] == [
+        row["created_at"] for row in before["jobs"]
+    ]
+    best_accuracy: dict[str, float] = {}
+    for row in before["epoch_metrics"]:
+        best_accuracy[row["job_id"]] = max(best_accuracy.get(row["job_id"], 0.0), row["val_accuracy"])
+    assert [row.pop("best_val_accuracy") for row in after["jobs"]] == [
+        best_accuracy.get(row["id"]) for row in before["jobs"]
+    ]
+    assert any(best_accuracy.values())
     assert after == before
     engine.dispose()
 
@@ -176,11 +213,11 @@ def test_a_database_made_by_trainq_0_1_0_works_with_todays_queue_after_the_upgra
     upgrade(engine)
 
     # The oldest queued job is the one handed back mid-epoch: it resumes from its file.
-    lease = queue.claim(engine, worker_id="w-new", lease_seconds=LEASE_S)
+    lease = queue.claim(engine, worker_id="w-new", lease_seconds=LEASE_S, capabilities=ONE_CPU)
     assert lease is not None
     assert (lease.attempt, lease.resume_file) == (2, "attempt-1/resume.pt")
     queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(2), progress=1.0)
-    assert queue.succeed(engine, lease=lease, runtime_seconds=9.0)
+    assert queue.succeed(engine, lease=lease, runtime_seconds=9.0, results=COMPLETED)
     # The idempotency key and its unique constraint survived: the same request is a replay.
     with read_session(engine) as session:
         alice = session.exec(select(Job).where(Job.owner == "alice")).one()

@@ -15,12 +15,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import queue
+from app.contract import FailureReason
 from app.db import write_session
 from app.main import create_app
 from app.models import Job, JobStatus, utcnow
 from app.settings import Settings
 from app.telemetry import HttpMetrics, RecordRequests
-from tests.factories import epoch_metrics, submit_job
+from tests.factories import COMPLETED, ONE_CPU, epoch_metrics, submit_job
 
 LEASE_S = 60.0
 OPS_KEY = "ops-key-0123456789abcdef"
@@ -45,7 +46,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 def claim(engine: Engine, worker_id: str) -> queue.Lease:
-    lease = queue.claim(engine, worker_id=worker_id, lease_seconds=LEASE_S)
+    lease = queue.claim(engine, worker_id=worker_id, lease_seconds=LEASE_S, capabilities=ONE_CPU)
     assert lease is not None
     return lease
 
@@ -67,7 +68,7 @@ def test_jobs_are_counted_in_every_status_with_absent_ones_at_zero(
     for name in ("runs", "succeeds", "is cancelled", "waits"):
         submit_job(engine, name)
     claim(engine, "w1")
-    assert queue.succeed(engine, lease=claim(engine, "w2"), runtime_seconds=1.0)
+    assert queue.succeed(engine, lease=claim(engine, "w2"), runtime_seconds=1.0, results=COMPLETED)
     assert queue.cancel(engine, job_id=claim(engine, "w3").job_id) is not None
 
     samples = scrape(client)
@@ -164,7 +165,9 @@ def test_an_epoch_redone_by_a_retried_attempt_counts_again_though_its_row_replac
     record_epochs(engine, first, [5.0])
     record_epochs(engine, claim(engine, "w2"), [5.0])
     assert value(scrape(client), "trainq_epochs_completed_total") == 2
-    assert queue.fail(engine, lease=first, reason="worker_lost", message="gone", runtime_seconds=5.0)
+    assert queue.fail(
+        engine, lease=first, reason=FailureReason.worker_lost, message="gone", runtime_seconds=5.0
+    )
 
     record_epochs(engine, claim(engine, "w3"), [7.0])
 

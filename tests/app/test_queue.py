@@ -6,15 +6,17 @@ from sqlalchemy import Engine, event
 from sqlmodel import col, select
 
 from app import queue
+from app.contract import FailureReason
 from app.db import make_engine, read_session
 from app.models import Checkpoint, EpochMetric, Job, JobStatus
-from tests.factories import epoch_metrics, submit_job
+from tests.factories import COMPLETED, ONE_CPU, epoch_metrics, list_checkpoint, submit_job
+from tests.support.query_plans import query_plan, recorded_statements
 
 LEASE_S = 60.0
 
 
 def claim(engine: Engine, worker_id: str = "w1") -> queue.Lease | None:
-    return queue.claim(engine, worker_id=worker_id, lease_seconds=LEASE_S)
+    return queue.claim(engine, worker_id=worker_id, lease_seconds=LEASE_S, capabilities=ONE_CPU)
 
 
 def reload(engine: Engine, job_id: str) -> Job:
@@ -52,12 +54,14 @@ def test_writes_with_a_stale_lease_are_refused(engine: Engine) -> None:
     job = submit_job(engine)
     lease = claim(engine)
     assert lease is not None
-    assert queue.fail(engine, lease=lease, reason="training_error", message="boom", runtime_seconds=1.0)
+    assert queue.fail(
+        engine, lease=lease, reason=FailureReason.training_error, message="boom", runtime_seconds=1.0
+    )
     assert queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1), progress=0.1) is None
     assert not queue.heartbeat(engine, lease=lease, lease_seconds=LEASE_S, runtime_seconds=1.0)
-    assert not queue.succeed(engine, lease=lease, runtime_seconds=1.0)
+    assert not queue.succeed(engine, lease=lease, runtime_seconds=1.0, results=COMPLETED)
     assert (
-        queue.record_checkpoint(
+        list_checkpoint(
             engine,
             lease=lease,
             checkpoint=queue.CheckpointFile(
@@ -92,7 +96,7 @@ def test_only_the_latest_and_the_best_checkpoint_stay_listed(engine: Engine) -> 
     assert lease is not None
 
     def record(epoch: int, is_best: bool) -> list[str] | None:
-        return queue.record_checkpoint(
+        return list_checkpoint(
             engine,
             lease=lease,
             checkpoint=queue.CheckpointFile(
@@ -120,7 +124,7 @@ def test_a_released_job_is_claimed_again_with_its_latest_checkpoint(engine: Engi
     job = submit_job(engine)
     lease = claim(engine)
     assert lease is not None
-    queue.record_checkpoint(
+    list_checkpoint(
         engine,
         lease=lease,
         checkpoint=queue.CheckpointFile(
@@ -136,8 +140,10 @@ def test_a_released_job_is_claimed_again_with_its_latest_checkpoint(engine: Engi
 
 def _claim_all(database_url: str, worker_id: str, claimed: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     engine = make_engine(database_url)
-    while (lease := queue.claim(engine, worker_id=worker_id, lease_seconds=LEASE_S)) is not None:
-        queue.succeed(engine, lease=lease, runtime_seconds=0.0)
+    while (
+        lease := queue.claim(engine, worker_id=worker_id, lease_seconds=LEASE_S, capabilities=ONE_CPU)
+    ) is not None:
+        queue.succeed(engine, lease=lease, runtime_seconds=0.0, results=COMPLETED)
         claimed.put(lease.job_id)
     engine.dispose()
 
@@ -161,31 +167,14 @@ def test_concurrent_claimers_take_every_job_exactly_once_without_lock_errors(
     assert all(job.status == JobStatus.succeeded and job.attempts == 1 for job in jobs)
 
 
-def test_the_claim_finds_the_oldest_queued_job_through_the_status_created_index(engine: Engine) -> None:
+def test_the_claim_finds_the_first_queued_job_through_the_status_queue_order_index(engine: Engine) -> None:
     for _ in range(3):
         submit_job(engine)
-    statements: list[tuple[str, object]] = []
-
-    def record(_conn: object, _cursor: object, statement: str, parameters: object, *_args: object) -> None:
-        statements.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(engine) as statements:
         assert claim(engine) is not None
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     (statement, parameters), *_ = [(s, p) for s, p in statements if s.startswith("UPDATE jobs")]
-    with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":
-            # On a table this small a scan costs less; what matters is that the index can serve it.
-            connection.exec_driver_sql("SET enable_seqscan = off")
-            plan = [row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)]
-        else:
-            plan = [
-                row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-            ]
-    text = "\n".join(plan)
-    assert "ix_jobs_status_created" in text, text
+    text = query_plan(engine, statement, parameters)
+    assert "ix_jobs_status_queue_order" in text, text
     assert "Sort" not in text and "TEMP B-TREE" not in text, text
 
 
@@ -197,12 +186,24 @@ def test_idle_polls_read_without_taking_the_write_lock(engine: Engine) -> None:
 
     event.listen(engine, "before_cursor_execute", record)
     try:
-        assert not queue.has_queued(engine)
+        assert not queue.has_queued(engine, capabilities=ONE_CPU)
         assert queue.requeue_expired(engine) == 0
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert statements and not any(s.startswith("BEGIN IMMEDIATE") for s in statements)
     submit_job(engine)
-    assert queue.has_queued(engine)
+    assert queue.has_queued(engine, capabilities=ONE_CPU)
     assert claim(engine) is not None
-    assert not queue.has_queued(engine)
+    assert not queue.has_queued(engine, capabilities=ONE_CPU)
+
+
+def test_a_jobs_results_are_sql_null_until_known_so_queries_can_test_for_them(engine: Engine) -> None:
+    job = submit_job(engine)
+    lease = claim(engine)
+    assert lease is not None
+    results = ("dataset_info", "warm_start", "val_metrics", "test_metrics", "exports")
+    with read_session(engine) as session:
+        missing = session.exec(
+            select(*(col(getattr(Job, name)).is_(None) for name in results)).where(Job.id == job.id)
+        ).one()
+    assert all(missing), dict(zip(results, missing, strict=True))

@@ -6,11 +6,12 @@ import pytest
 from sqlalchemy import Engine, update
 
 from app import queue
+from app.contract import FailureReason
 from app.db import write_session
 from app.hyperparameters import Hyperparameters
 from app.models import Job, JobCreate, JobStatus, utcnow
 from tests.app.test_queue import LEASE_S, claim, reload
-from tests.factories import submit_job
+from tests.factories import COMPLETED, list_checkpoint, submit_job
 
 
 def expire_lease(engine: Engine, job_id: str) -> None:
@@ -51,10 +52,13 @@ def test_a_job_fails_with_worker_lost_once_max_attempts_are_used_up(engine: Engi
     assert stored.finished_at is not None
 
 
-@pytest.mark.parametrize(
-    "reason", ["out_of_memory", "disk_full", "worker_lost", "api_unreachable", "api_refused"]
-)
-def test_machine_failures_are_retried_until_max_attempts(engine: Engine, reason: str) -> None:
+def test_only_failures_of_the_machine_are_retryable() -> None:
+    retryable = {r for r in FailureReason if r.retryable}
+    assert retryable == {"out_of_memory", "disk_full", "worker_lost", "api_unreachable", "api_refused"}
+
+
+@pytest.mark.parametrize("reason", [r for r in FailureReason if r.retryable])
+def test_machine_failures_are_retried_until_max_attempts(engine: Engine, reason: FailureReason) -> None:
     job = submit_job(engine, max_attempts=2)
     first = claim(engine)
     assert first is not None
@@ -67,8 +71,8 @@ def test_machine_failures_are_retried_until_max_attempts(engine: Engine, reason:
     assert (stored.status, stored.error_reason, stored.runtime_seconds) == (JobStatus.failed, reason, 2)
 
 
-@pytest.mark.parametrize("reason", ["invalid_config", "data_error", "nan_loss", "timeout", "training_error"])
-def test_job_failures_are_not_retried(engine: Engine, reason: str) -> None:
+@pytest.mark.parametrize("reason", [r for r in FailureReason if not r.retryable])
+def test_job_failures_are_not_retried(engine: Engine, reason: FailureReason) -> None:
     job = submit_job(engine)
     lease = claim(engine)
     assert lease is not None
@@ -110,7 +114,7 @@ def test_a_newer_epoch_checkpoint_supersedes_the_hand_back_file(engine: Engine) 
     queue.release(engine, lease=lease, resume_file="resume.pt", runtime_seconds=1)
     lease = claim(engine)
     assert lease is not None
-    unneeded = queue.record_checkpoint(
+    unneeded = list_checkpoint(
         engine,
         lease=lease,
         checkpoint=queue.CheckpointFile(
@@ -133,7 +137,7 @@ def test_a_claim_names_every_file_the_job_lists_so_the_rest_can_be_swept(engine:
             sha256="a" * 64,
             is_best=best,
         )
-        queue.record_checkpoint(engine, lease=lease, checkpoint=checkpoint)
+        list_checkpoint(engine, lease=lease, checkpoint=checkpoint)
     queue.release(engine, lease=lease, resume_file="attempt-1/resume.pt", runtime_seconds=1)
     again = claim(engine)
     assert again is not None
@@ -155,7 +159,7 @@ def test_cancelling_a_running_job_revokes_its_lease(engine: Engine) -> None:
     assert lease is not None
     queue.cancel(engine, job_id=job.id)
     assert not queue.holds(engine, lease=lease)
-    assert not queue.succeed(engine, lease=lease, runtime_seconds=1)
+    assert not queue.succeed(engine, lease=lease, runtime_seconds=1, results=COMPLETED)
     assert reload(engine, job.id).status == JobStatus.cancelled
 
 
@@ -163,7 +167,7 @@ def test_cancelling_a_finished_job_is_refused(engine: Engine) -> None:
     job = submit_job(engine)
     lease = claim(engine)
     assert lease is not None
-    queue.succeed(engine, lease=lease, runtime_seconds=1)
+    queue.succeed(engine, lease=lease, runtime_seconds=1, results=COMPLETED)
     with pytest.raises(queue.JobIsFinal):
         queue.cancel(engine, job_id=job.id)
     assert queue.cancel(engine, job_id="unknown") is None

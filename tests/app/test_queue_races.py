@@ -14,9 +14,10 @@ from sqlalchemy import Engine, text
 from sqlmodel import col, select
 
 from app import queue
+from app.contract import FailureReason
 from app.db import make_engine, read_session
 from app.models import EventKind, Job, JobEvent, JobStatus
-from tests.factories import epoch_metrics, submit_job
+from tests.factories import COMPLETED, ONE_CPU, epoch_metrics, submit_job
 from tests.support.polling import wait_for
 
 LEASE_S = 60.0
@@ -66,7 +67,7 @@ def test_concurrent_reapers_take_back_each_expired_lease_exactly_once(
         process.start()
     for round_ in range(REAP_ROUNDS):
         for _ in jobs:  # a negative lease has run out as soon as it is taken
-            assert queue.claim(engine, worker_id="lost", lease_seconds=-1.0) is not None
+            assert queue.claim(engine, worker_id="lost", lease_seconds=-1.0, capabilities=ONE_CPU) is not None
         barrier.wait(timeout=60)
         barrier.wait(timeout=60)
         counts = [taken_back.get(timeout=60) for _ in reapers]
@@ -120,10 +121,12 @@ def race_with_cancel(engine: Engine, job_id: str, write: Callable[[], bool]) -> 
 def test_a_cancel_racing_a_succeed_ends_the_job_once(engine: Engine) -> None:
     for _ in range(RACES):
         job = submit_job(engine)
-        lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S)
+        lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S, capabilities=ONE_CPU)
         assert lease is not None
         succeeded, cancelled = race_with_cancel(
-            engine, job.id, lambda lease=lease: queue.succeed(engine, lease=lease, runtime_seconds=1.0)
+            engine,
+            job.id,
+            lambda lease=lease: queue.succeed(engine, lease=lease, runtime_seconds=1.0, results=COMPLETED),
         )
         assert succeeded != cancelled
         final = [
@@ -142,13 +145,13 @@ def test_a_cancel_racing_a_succeed_ends_the_job_once(engine: Engine) -> None:
 def test_a_cancel_racing_a_failure_ends_the_job_once(engine: Engine) -> None:
     for _ in range(RACES):
         job = submit_job(engine)
-        lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S)
+        lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S, capabilities=ONE_CPU)
         assert lease is not None
         failed, cancelled = race_with_cancel(
             engine,
             job.id,
             lambda lease=lease: queue.fail(
-                engine, lease=lease, reason="training_error", message="boom", runtime_seconds=1.0
+                engine, lease=lease, reason=FailureReason.training_error, message="boom", runtime_seconds=1.0
             ),
         )
         assert failed != cancelled
@@ -164,7 +167,7 @@ def test_a_cancel_racing_a_failure_ends_the_job_once(engine: Engine) -> None:
 def test_an_epoch_racing_a_cancel_is_recorded_before_it_or_not_at_all(engine: Engine) -> None:
     for _ in range(RACES):
         job = submit_job(engine)
-        lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S)
+        lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S, capabilities=ONE_CPU)
         assert lease is not None
         recorded, cancelled = race_with_cancel(
             engine,

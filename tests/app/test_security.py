@@ -15,23 +15,8 @@ from app import queue
 from app.main import create_app
 from app.security import Authenticator, is_loopback, is_remote_peer, parse_api_keys, uvicorn_bind_host
 from app.settings import Settings
-
-ALICE = "alice-key-0123456789abcdef"
-BOB = "bob-key-0123456789abcdef"
-ADMIN = "admin-key-0123456789abcdef"
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def keyed(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    keyed_settings = settings.model_copy(
-        update={"api_keys": SecretStr(f"alice:{ALICE},bob:{BOB},admin:{ADMIN}")}
-    )
-    with TestClient(create_app(keyed_settings)) as client:
-        yield client
+from tests.factories import ONE_CPU, list_checkpoint
+from tests.support.keys import ADMIN, ALICE, BOB, auth
 
 
 def test_api_keys_parse_from_owner_key_pairs() -> None:
@@ -84,6 +69,7 @@ def test_health_needs_no_key(keyed: TestClient) -> None:
         ("post", "/jobs/x/cancel"),
         ("get", "/jobs/x/checkpoints"),
         ("get", "/jobs/x/checkpoints/best"),
+        ("get", "/workers"),
         ("get", "/openapi.json"),
         ("get", "/docs"),
     ],
@@ -109,11 +95,11 @@ def test_another_owner_gets_404_for_every_job_endpoint_and_an_empty_list(
     keyed: TestClient, engine: Engine, settings: Settings
 ) -> None:
     job_id = keyed.post("/jobs", json={}, headers=auth(ALICE)).json()["id"]
-    lease = queue.claim(engine, worker_id="w", lease_seconds=60)
+    lease = queue.claim(engine, worker_id="w", lease_seconds=60, capabilities=ONE_CPU)
     assert lease is not None
     (settings.artifacts_dir / job_id).mkdir(parents=True)
     (settings.artifacts_dir / job_id / "epoch-0001.pt").write_bytes(b"weights")
-    queue.record_checkpoint(
+    list_checkpoint(
         engine,
         lease=lease,
         checkpoint=queue.CheckpointFile(

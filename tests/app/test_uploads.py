@@ -15,7 +15,7 @@ from app import queue
 from app.main import create_app
 from app.settings import Settings
 from app.uploads import content_digest
-from tests.factories import epoch_metrics, submit_job
+from tests.factories import COMPLETED, ONE_CPU, epoch_metrics, list_checkpoint, submit_job
 
 WORKER_KEY = "w" * 24
 ALICE_KEY = "a" * 24
@@ -28,7 +28,7 @@ def put(client: TestClient, url: str, body: bytes, sha256: str | None = None, **
 
 def running(engine: Engine) -> queue.Lease:
     submit_job(engine)
-    lease = queue.claim(engine, worker_id="remote", lease_seconds=60)
+    lease = queue.claim(engine, worker_id="remote", lease_seconds=60, capabilities=ONE_CPU)
     assert lease is not None
     return lease
 
@@ -87,7 +87,9 @@ def test_an_upload_of_an_attempt_that_lost_the_job_is_refused(
 ) -> None:
     lease = running(engine)
     assert queue.release(engine, lease=lease, resume_file=None, resume_sha256=None, runtime_seconds=1.0)
-    assert queue.claim(engine, worker_id="other", lease_seconds=60) is not None  # attempt 2
+    assert (
+        queue.claim(engine, worker_id="other", lease_seconds=60, capabilities=ONE_CPU) is not None
+    )  # attempt 2
     response = put(client, f"/jobs/{lease.job_id}/attempts/1/files/epoch-0001.pt", b"stale" * 100)
     assert response.status_code == 409
     assert "attempt 1 no longer holds this job" in response.json()["detail"]
@@ -122,7 +124,7 @@ def test_later_uploads_remove_the_files_rows_no_longer_list(
             sha256=hashlib.sha256(body).hexdigest(),
             is_best=epoch == 1,
         )
-        unneeded = queue.record_checkpoint(engine, lease=lease, checkpoint=checkpoint)
+        unneeded = list_checkpoint(engine, lease=lease, checkpoint=checkpoint)
         assert unneeded is not None
         unlisted += len(unneeded)
     # Epoch 2 stopped being listed when epoch 3 was (epoch 1 is the best); the API learns of it
@@ -144,13 +146,13 @@ def test_the_log_is_accepted_until_a_later_attempt_starts(
     url = f"/jobs/{lease.job_id}/attempts/1/log"
     assert put(client, url, b"epoch 1\n").status_code == 204
     assert put(client, url, b"epoch 1\nepoch 2\n").status_code == 204
-    assert queue.succeed(engine, lease=lease, runtime_seconds=1.0)
+    assert queue.succeed(engine, lease=lease, runtime_seconds=1.0, results=COMPLETED)
     assert put(client, url, b"epoch 1\nepoch 2\ndone\n").status_code == 204
     assert client.get(f"/jobs/{lease.job_id}/logs").text == "epoch 1\nepoch 2\ndone\n"
 
     other = running(engine)
     assert queue.release(engine, lease=other, resume_file=None, resume_sha256=None, runtime_seconds=0.0)
-    assert queue.claim(engine, worker_id="w", lease_seconds=60) is not None
+    assert queue.claim(engine, worker_id="w", lease_seconds=60, capabilities=ONE_CPU) is not None
     assert put(client, f"/jobs/{other.job_id}/attempts/1/log", b"stale\n").status_code == 409
 
 

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from app import queue
+from app.contract import FailureReason
 from app.queue import wakeup
-from tests.factories import epoch_metrics, submit_job
+from tests.factories import COMPLETED, ONE_CPU, epoch_metrics, submit_job
 from tests.support.polling import wait_for
 
 LEASE_S = 60.0
@@ -57,7 +58,7 @@ def test_a_submit_wakes_a_listening_worker_long_before_its_poll_interval(
     assert listener.poll_interval_s == NEVER_S  # a notification, not a poll, must end the wait
     submit_job(engine)
     assert listener.wait(NOTIFIED_WITHIN_S)
-    assert queue.has_queued(engine)
+    assert queue.has_queued(engine, capabilities=ONE_CPU)
 
 
 @postgres_only
@@ -66,23 +67,23 @@ def test_only_writes_that_queue_a_job_notify(engine: Engine, database_url: str) 
     with psycopg.connect(conninfo, autocommit=True) as listening:
         listening.execute(f"LISTEN {wakeup.CHANNEL}")
         job = submit_job(engine).id  # notifies
-        lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S)
+        lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S, capabilities=ONE_CPU)
         assert lease is not None
         assert queue.record_start(engine, lease=lease, device="cpu", precision="fp32")
         assert queue.heartbeat(engine, lease=lease, lease_seconds=LEASE_S, runtime_seconds=1.0)
         assert queue.record_progress(engine, lease=lease, epoch=1, progress=0.1)
         assert queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1), progress=0.5) == []
         assert queue.release(engine, lease=lease, resume_file=None, runtime_seconds=1.0)  # notifies
-        assert queue.claim(engine, worker_id="lost", lease_seconds=-1.0) is not None
+        assert queue.claim(engine, worker_id="lost", lease_seconds=-1.0, capabilities=ONE_CPU) is not None
         assert queue.requeue_expired(engine) == 1  # notifies
-        lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S)
+        lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S, capabilities=ONE_CPU)
         assert lease is not None
         assert queue.fail(
-            engine, lease=lease, reason="out_of_memory", message="m", runtime_seconds=1.0
+            engine, lease=lease, reason=FailureReason.out_of_memory, message="m", runtime_seconds=1.0
         )  # notifies
-        lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S)
+        lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S, capabilities=ONE_CPU)
         assert lease is not None
-        assert queue.succeed(engine, lease=lease, runtime_seconds=1.0)
+        assert queue.succeed(engine, lease=lease, runtime_seconds=1.0, results=COMPLETED)
         last = submit_job(engine).id  # notifies; delivered after all of the above (commit order)
         heard = []
         for notification in listening.notifies(timeout=30):
@@ -116,8 +117,8 @@ def test_a_worker_whose_listen_connection_dies_still_picks_up_jobs_and_listens_a
         lambda: not listener.wait(0.1) and not listener.listening, timeout_s=30, what="the loss to be seen"
     )
     assert listener.poll_interval_s == NEVER_S  # polling goes on, at the interval for no LISTEN
-    assert queue.has_queued(engine)
-    lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S)
+    assert queue.has_queued(engine, capabilities=ONE_CPU)
+    lease = queue.claim(engine, worker_id="w", lease_seconds=LEASE_S, capabilities=ONE_CPU)
     assert lease is not None and lease.job_id == job.id
     assert not listener.wait(0.1)  # this wait opens a new LISTEN connection
     assert listener.listening

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from trainq.jobfile import JobFileError, JobRequest, build_request, parse_assignments, read_job_file
+from trainq.jobfile import (
+    JobFileError,
+    JobRequest,
+    build_request,
+    overlaid,
+    parse_assignments,
+    read_job_file,
+    request_of_job,
+)
 
 
 def test_a_file_without_body_keys_holds_only_hyperparameters(tmp_path: Path) -> None:
@@ -28,8 +36,12 @@ def test_a_yaml_body_keeps_its_name_and_limits(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("- a list\n", "must hold a mapping"),
-        ("name: x\nepochs: 2\n", "unknown keys epochs"),
+        ("name: x\nepochs: 2\n", "unknown keys epochs; a job body has"),
+        ("name: x\nmax_attempt: 2\n", r"unknown keys max_attempt \(did you mean max_attempts\?\)"),
+        ("name: x\nnmae: y\nresource: {}\n", r"\(did you mean name for nmae, resources for resource\?\)"),
         ("hyperparameters: 3\n", "'hyperparameters' must be a mapping"),
+        ("resources: 2\n", "'resources' must be a mapping"),
+        ("tags: baseline\n", "'tags' must be a list"),
         ("epochs: [unclosed\n", "cannot read"),
     ],
 )
@@ -38,6 +50,14 @@ def test_an_unusable_file_says_what_is_wrong(tmp_path: Path, text: str, message:
     path.write_text(text)
     with pytest.raises(JobFileError, match=message):
         read_job_file(path)
+
+
+def test_a_files_resources_are_passed_on_as_written_for_the_server_to_judge(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("resources: {devices: 0, labels: [A100], colour: red}\nhyperparameters: {epochs: 2}\n")
+    assert read_job_file(path) == JobRequest(
+        hyperparameters={"epochs": 2}, resources={"devices": 0, "labels": ["A100"], "colour": "red"}
+    )
 
 
 def test_yaml_dates_are_sent_as_text_for_the_server_to_judge(tmp_path: Path) -> None:
@@ -70,7 +90,100 @@ def test_flags_win_over_set_and_set_wins_over_the_file() -> None:
         name=None,
         max_attempts=2,
         max_runtime_seconds=None,
+        devices=None,
+        labels=[],
     )
     assert built == JobRequest(
         hyperparameters={"epochs": 7, "seed": 2, "model": "mlp"}, name="file", max_attempts=2
     )
+
+
+def build_resources(base: dict | None, *, devices: int | None, labels: list[str]) -> dict | None:
+    built = build_request(
+        JobRequest(resources=base),
+        assignments={},
+        flags={},
+        name=None,
+        max_attempts=None,
+        max_runtime_seconds=None,
+        devices=devices,
+        labels=labels,
+    )
+    return built.resources
+
+
+def test_devices_replace_the_files_count_and_labels_are_added_to_the_files() -> None:
+    from_file = {"devices": 4, "labels": ["a100", "fast"]}
+    assert build_resources(from_file, devices=2, labels=["fast", "nvlink", "nvlink"]) == {
+        "devices": 2,
+        "labels": ["a100", "fast", "nvlink"],
+    }
+    assert build_resources(from_file, devices=None, labels=[]) == from_file
+    assert build_resources({"labels": ["a100"]}, devices=3, labels=[]) == {"devices": 3, "labels": ["a100"]}
+
+
+def test_resources_are_sent_only_when_the_file_or_the_command_line_gives_them() -> None:
+    assert build_resources(None, devices=None, labels=[]) is None
+    assert build_resources(None, devices=2, labels=[]) == {"devices": 2}
+    assert build_resources(None, devices=None, labels=["fast"]) == {"labels": ["fast"]}
+
+
+def test_labels_cannot_be_added_to_a_files_labels_that_are_not_a_list() -> None:
+    with pytest.raises(JobFileError, match="in the job file must be a list for --label"):
+        build_resources({"labels": "a100"}, devices=None, labels=["fast"])
+    # Without --label the file's value goes to the server as written, and its 422 names the field.
+    assert build_resources({"labels": "a100"}, devices=2, labels=[]) == {"devices": 2, "labels": "a100"}
+
+
+def test_priority_comes_from_the_file_or_an_earlier_job_and_the_flag_wins(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("priority: 5\nhyperparameters: {epochs: 2}\n")
+    from_file = read_job_file(path)
+    assert from_file.priority == 5
+    assert request_of_job({"hyperparameters": {}, "resources": None, "priority": -3}).priority == -3
+
+    def built(base: JobRequest, priority: int | None) -> int | None:
+        return build_request(
+            base,
+            assignments={},
+            flags={},
+            name=None,
+            max_attempts=None,
+            max_runtime_seconds=None,
+            devices=None,
+            labels=[],
+            priority=priority,
+        ).priority
+
+    assert built(from_file, None) == 5
+    assert built(from_file, 9) == 9
+    assert built(JobRequest(), None) is None  # not sent: the server's default
+
+
+def test_tags_come_from_the_file_or_an_earlier_job_and_tag_flags_are_added_once(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("tags: [baseline, digits]\nhyperparameters: {epochs: 2}\n")
+    from_file = read_job_file(path)
+    assert from_file.tags == ["baseline", "digits"]
+    earlier = request_of_job({"hyperparameters": {}, "resources": None, "tags": ["old"]})
+    assert earlier.tags == ["old"]
+    assert overlaid(earlier, from_file).tags == ["baseline", "digits"]
+    assert overlaid(earlier, JobRequest()).tags == ["old"]  # a file without tags keeps the job's
+
+    def built(base: JobRequest, tags: list[str]) -> list[str] | None:
+        return build_request(
+            base,
+            assignments={},
+            flags={},
+            name=None,
+            max_attempts=None,
+            max_runtime_seconds=None,
+            devices=None,
+            labels=[],
+            tags=tags,
+        ).tags
+
+    assert built(from_file, ["digits", "lr-sweep", "lr-sweep"]) == ["baseline", "digits", "lr-sweep"]
+    assert built(from_file, []) == ["baseline", "digits"]
+    assert built(JobRequest(), ["a"]) == ["a"]
+    assert built(JobRequest(), []) is None  # not sent: no tags

@@ -23,8 +23,10 @@ class Service:
     api: ServiceProcess
     workers: list[ServiceProcess] = field(default_factory=list)
 
-    def start_worker(self, *args: str) -> ServiceProcess:
-        worker = start_worker(self.env, self.state_dir / f"worker-{len(self.workers)}.log", *args)
+    def start_worker(self, *args: str, **extra_env: str) -> ServiceProcess:
+        """`extra_env`: this worker's own settings (e.g. TRAINQ_WORKER_LABELS)."""
+        log = self.state_dir / f"worker-{len(self.workers)}.log"
+        worker = start_worker({**self.env, **extra_env}, log, *args)
         self.workers.append(worker)
         return worker
 

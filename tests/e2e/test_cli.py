@@ -15,6 +15,7 @@ import pytest
 from tests.e2e.conftest import Service, running_service
 from tests.support.cli import failed_with, trainq
 from trainq import Client
+from trainq.job_details import ordinal
 
 KEY = "cli-test-key-0123456789abcdef"
 DIGITS: dict[str, Any] = {"dataset": "digits", "epochs": 3, "batch_size": 64}
@@ -64,20 +65,34 @@ def test_every_submit_flag_reaches_its_hyperparameter(keyed: Service) -> None:
         "weight_decay": 0.01,
         "early_stopping_patience": 3,
         "image_size": 16,
+        "augment": "standard",
         "amp": "bf16",
         "device": "cpu",
         "seed": 9,
     }
-    flags = [
-        f"--{key.replace('_', '-')}={value}" for key, value in expected.items() if key != "learning_rate"
-    ]
-    limits = ["--lr=0.05", "--max-attempts=5", "--max-runtime=60", "--dry-run"]
+    # Each flag is named like its field.
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in expected.items()]
+    limits = ["--max-attempts=5", "--max-runtime-seconds=60", "--dry-run"]
     result = trainq(keyed, "submit", *flags, *limits, api_key=KEY)
     assert result.exit_code == 0, result.output
     resolved = json.loads(result.stdout)
     assert {key: resolved["hyperparameters"][key] for key in expected} == expected
     assert (resolved["max_attempts"], resolved["max_runtime_seconds"]) == (5, 60)
     assert keyed.http.get("/jobs").json()["items"] == []
+
+
+@pytest.mark.parametrize("flag", ["--learning-rate", "--lr"])
+def test_learning_rate_and_its_short_alias_set_learning_rate(keyed: Service, flag: str) -> None:
+    result = trainq(keyed, "submit", flag, "0.025", "--max-runtime", "30", "--dry-run", api_key=KEY)
+    assert result.exit_code == 0, result.output
+    resolved = json.loads(result.stdout)
+    assert (resolved["hyperparameters"]["learning_rate"], resolved["max_runtime_seconds"]) == (0.025, 30)
+
+
+def test_a_choice_the_server_does_not_offer_is_a_usage_error_listing_the_choices(keyed: Service) -> None:
+    result = trainq(keyed, "submit", "--model", "vgg", api_key=KEY)
+    assert result.exit_code == 2
+    assert "'vgg' is not one of 'mlp', 'small_cnn'" in result.output
 
 
 def test_a_yaml_job_file_is_submitted_with_flags_taking_precedence(keyed: Service, tmp_path: Path) -> None:
@@ -103,10 +118,53 @@ def test_a_yaml_job_file_is_submitted_with_flags_taking_precedence(keyed: Servic
     )
 
 
+def shown_row(shown: str, label: str) -> str:
+    """The value of one row of `trainq show`'s details."""
+    return next(
+        line.split(maxsplit=1)[1].strip() for line in shown.splitlines() if line.split()[:1] == [label]
+    )
+
+
+def test_resources_given_on_the_command_line_are_stored_and_shown_with_why_the_job_waits(
+    keyed: Service,
+) -> None:
+    flags = ["--dataset", "digits", "--epochs", "1", "--device", "cpu", "--devices", "2", "--label", "fast"]
+    submitted = trainq(keyed, "submit", *flags, "--priority", "4", api_key=KEY)
+    assert submitted.exit_code == 0, submitted.output
+    job_id = submitted.stdout.strip()
+    job = keyed.job(job_id)
+    assert job["resources"] == {"devices": 2, "labels": ["fast"]}
+    assert (job["status"], job["waiting_reason"]) == ("queued", "no worker is running")
+    assert (job["priority"], job["running_ahead"]) == (4, 0)
+
+    shown = trainq(keyed, "show", job_id, api_key=KEY)
+    assert shown.exit_code == 0, shown.output
+    assert shown_row(shown.stdout, "resources") == "2 devices (cpu), labels [fast]"
+    assert shown_row(shown.stdout, "waiting") == "no worker is running"
+    assert shown_row(shown.stdout, "priority") == "4"
+    assert shown_row(shown.stdout, "queue") == f"{ordinal(job['queue_position'])} (0 running ahead)"
+
+
+def test_a_job_files_resources_are_sent_with_devices_replaced_and_labels_added_by_flags(
+    keyed: Service, tmp_path: Path
+) -> None:
+    body = tmp_path / "job.yaml"
+    body.write_text("resources:\n  devices: 4\n  labels: [a100]\nhyperparameters:\n  epochs: 1\n")
+    as_written = trainq(keyed, "submit", "-f", str(body), "--dry-run", api_key=KEY)
+    assert as_written.exit_code == 0, as_written.output
+    assert json.loads(as_written.stdout)["resources"] == {"devices": 4, "labels": ["a100"]}
+
+    submitted = trainq(keyed, "submit", "-f", str(body), "--devices", "2", "--label", "fast", api_key=KEY)
+    assert submitted.exit_code == 0, submitted.output
+    assert keyed.job(submitted.stdout.strip())["resources"] == {"devices": 2, "labels": ["a100", "fast"]}
+
+
 def test_list_shows_jobs_as_a_table_and_as_json(live: Service, finished_job: dict) -> None:
     table = trainq(live, "list")
     assert table.exit_code == 0, table.output
-    row = next(line for line in table.stdout.splitlines() if line.startswith(finished_job["id"]))
+    # By the prefix that every command takes, as `trainq show` below does.
+    row = next(line for line in table.stdout.splitlines() if line.startswith(finished_job["id"][:12]))
+    assert trainq(live, "show", row.split()[0]).exit_code == 0
     assert row.split()[2:5] == ["succeeded", "100%", "3/3"]
 
     succeeded = json.loads(trainq(live, "list", "--json", "--status", "succeeded").stdout)
@@ -115,6 +173,48 @@ def test_list_shows_jobs_as_a_table_and_as_json(live: Service, finished_job: dic
     failed = json.loads(trainq(live, "list", "--json", "--status", "failed").stdout)
     assert finished_job["id"] not in [job["id"] for job in failed]
     assert len(json.loads(trainq(live, "list", "--json", "--limit", "1").stdout)) == 1
+
+
+def test_list_wide_shows_a_long_name_in_full(keyed: Service) -> None:
+    name = "resnet18-on-cifar10-with-cosine-schedule-and-standard-augmentation-run-3"
+    job_id = keyed.submit(name, epochs=1)
+    narrow = trainq(keyed, "list", api_key=KEY)
+    assert narrow.exit_code == 0, narrow.output
+    assert name not in narrow.stdout
+    assert all(len(line) <= 80 for line in narrow.stdout.splitlines())
+    wide = trainq(keyed, "list", "--wide", api_key=KEY)
+    assert wide.exit_code == 0, wide.output
+    row = next(line for line in wide.stdout.splitlines() if line.startswith(job_id))
+    assert row.split()[1:3] == [name, "queued"]
+    # No epoch has been recorded: no best accuracy yet.
+    assert wide.stdout.splitlines()[0].split()[5] == "BEST"
+    assert row.split()[5] == "-"
+
+
+def test_compare_puts_jobs_side_by_side_with_the_differing_hyperparameters_first(keyed: Service) -> None:
+    first = keyed.submit("compare-a", epochs=2, learning_rate=0.01)
+    second = keyed.submit("compare-b", epochs=2, learning_rate=0.1, optimizer="sgd")
+    result = trainq(keyed, "compare", first, second, api_key=KEY)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["FIELD", first[:8], second[:8]]
+    rows = {line.split()[1] if line.startswith("*") else line.split()[0]: line for line in lines[1:] if line}
+    assert rows["name"].split() == ["*", "name", "compare-a", "compare-b"]
+    assert rows["learning_rate"].split() == ["*", "learning_rate", "0.01", "0.1"]
+    assert rows["optimizer"].split() == ["*", "optimizer", "adam", "sgd"]
+    assert rows["status"].split() == ["status", "queued", "queued"]
+    assert "epochs" not in rows
+    assert list(rows).index("learning_rate") > list(rows).index("duration")
+
+    everything = trainq(keyed, "compare", "--all", first, second, api_key=KEY)
+    assert everything.exit_code == 0, everything.output
+    listed = [line.split() for line in everything.stdout.splitlines()]
+    assert ["epochs", "2", "2"] in listed
+    assert listed.index(["epochs", "2", "2"]) > listed.index(["*", "optimizer", "adam", "sgd"])
+
+    as_json = json.loads(trainq(keyed, "compare", "--json", first, second, api_key=KEY).stdout)
+    assert {"field": "optimizer", "values": ["adam", "sgd"], "differs": True} in as_json["rows"]
+    assert trainq(keyed, "compare", first, api_key=KEY).exit_code == 2
 
 
 def test_show_prints_details_epochs_and_checkpoints(live: Service, finished_job: dict) -> None:

@@ -57,7 +57,7 @@ def test_a_folder_to_download_into_is_created_only_for_a_checkpoint_that_exists(
 
 
 def test_rejected_fields_are_listed_by_their_path(keyed: Service) -> None:
-    result = trainq(keyed, "submit", "--epochs", "0", "--model", "vgg", "--set", "colour=red", api_key=KEY)
+    result = trainq(keyed, "submit", "--epochs", "0", "-s", "model=vgg", "--set", "colour=red", api_key=KEY)
     line = failed_with(
         result,
         "hyperparameters.epochs: Input should be greater than or equal to 1",
@@ -66,7 +66,39 @@ def test_rejected_fields_are_listed_by_their_path(keyed: Service) -> None:
     )
     assert "body." not in line
     assert result.stdout == ""
-    failed_with(trainq(keyed, "list", "--status", "done", api_key=KEY), "status.0: Input should be 'queued'")
+    unknown_status = trainq(keyed, "list", "--status", "done", api_key=KEY)
+    assert unknown_status.exit_code == 2
+    assert "'done' is not one of 'queued', 'running'" in unknown_status.output
+
+
+def test_a_misspelled_hyperparameter_is_answered_with_the_closest_name(
+    keyed: Service, tmp_path: Path
+) -> None:
+    failed_with(
+        trainq(keyed, "submit", "--set", "learning_rat=0.1", api_key=KEY),
+        "hyperparameters.learning_rat: Extra inputs are not permitted; did you mean learning_rate?",
+    )
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text("hyperparameters: {epochs: 1, wieght_decay: 0.01}\n")
+    failed_with(
+        trainq(keyed, "submit", "-f", str(job_file), api_key=KEY),
+        "hyperparameters.wieght_decay: Extra inputs are not permitted; did you mean weight_decay?",
+    )
+
+
+def test_rejected_resources_are_listed_by_their_path(keyed: Service, tmp_path: Path) -> None:
+    result = trainq(keyed, "submit", "--devices", "0", "--label", "A100", api_key=KEY)
+    failed_with(
+        result,
+        "resources.devices: Input should be greater than or equal to 1",
+        "resources.labels: Value error, label 'A100' is not valid",
+    )
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text("resources: {gpus: 2}\n")
+    failed_with(
+        trainq(keyed, "submit", "-f", str(job_file), api_key=KEY),
+        "resources.gpus: Extra inputs are not permitted",
+    )
 
 
 def test_a_reused_idempotency_key_with_another_body_is_a_conflict(keyed: Service) -> None:

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
 from tests.e2e.conftest import Service, running_service
 from tests.support.processes import free_port
 from trainq import (
+    CheckpointEvent,
     Client,
     Conflict,
+    EndEvent,
+    EpochEvent,
     InvalidRequest,
+    LogEvent,
     NotFound,
+    ProgressEvent,
     ServerUnreachable,
+    StatusEvent,
     TrainqError,
     Unauthorized,
+    WaitTimedOut,
 )
 
 KEY = "client-test-key-0123456789abcdef"
@@ -66,6 +74,31 @@ def test_iter_jobs_walks_every_page_newest_first(client: Client) -> None:
     assert len(first_page["items"]) == 2 and first_page["next_cursor"]
 
 
+def test_iter_jobs_filters_and_sorts_across_pages(client: Client) -> None:
+    made = {
+        name: client.submit({"epochs": 1, "model": model}, name=name, tags=["client-find", name])["id"]
+        for name, model in (("b-find", "mlp"), ("a-find", "small_cnn"), ("c-find", "small_cnn"))
+    }
+    by_name = client.iter_jobs(tag="client-find", sort="name", page_size=1)
+    assert [job["name"] for job in by_name] == ["a-find", "b-find", "c-find"]
+    assert [job["id"] for job in client.iter_jobs(tag=["client-find", "c-find"])] == [made["c-find"]]
+    assert [job["id"] for job in client.iter_jobs(tag="client-find", model="mlp")] == [made["b-find"]]
+    assert [job["id"] for job in client.iter_jobs(name="B-FIND")] == [made["b-find"]]
+    created = datetime.fromisoformat(client.get_job(made["a-find"])["created_at"])
+    later = list(client.iter_jobs(tag="client-find", created_after=created + timedelta(days=1)))
+    assert later == []
+    earlier = client.iter_jobs(tag="client-find", created_before=created.isoformat())
+    assert [job["id"] for job in earlier] == [made["b-find"]]  # before a-find: exclusive
+
+
+def test_update_job_changes_only_the_fields_given(client: Client) -> None:
+    job = client.submit({"epochs": 1}, name="kept", tags=["one"], priority=2)
+    noted = client.update_job(job["id"], notes="a note")
+    assert (noted["name"], noted["tags"], noted["notes"], noted["priority"]) == ("kept", ["one"], "a note", 2)
+    cleared = client.update_job(job["id"][:8], tags=[], priority=-1)
+    assert (cleared["tags"], cleared["priority"], cleared["notes"]) == ([], -1, "a note")
+
+
 def test_each_error_status_has_its_own_exception(client: Client, keyed: Service) -> None:
     with pytest.raises(InvalidRequest) as invalid:
         client.submit({"epochs": 0, "model": "vgg"})
@@ -90,3 +123,59 @@ def test_each_error_status_has_its_own_exception(client: Client, keyed: Service)
     with Client(url) as nowhere, pytest.raises(ServerUnreachable, match=f"{url} is not reachable"):
         nowhere.get_job("x")
     assert all(issubclass(kind, TrainqError) for kind in (InvalidRequest, NotFound, Conflict, Unauthorized))
+
+
+def test_wait_returns_a_job_once_it_has_ended(client: Client) -> None:
+    job_id = client.submit({"epochs": 1})["id"]
+    client.cancel(job_id)
+    assert client.wait(job_id, timeout=5)["status"] == "cancelled"
+
+
+def test_wait_on_a_job_that_never_ends_times_out_with_a_clear_error(client: Client) -> None:
+    # No worker runs beside `keyed`: the job stays queued.
+    job_id = client.submit({"epochs": 1})["id"]
+    with pytest.raises(WaitTimedOut, match=f"job {job_id} is still queued after 0.3s") as timed_out:
+        client.wait(job_id, timeout=0.3, poll_interval_s=0.1)
+    assert isinstance(timed_out.value, TimeoutError)
+    assert isinstance(timed_out.value, TrainqError)
+    assert client.get_job(job_id)["status"] == "queued"
+
+
+def test_watch_an_unknown_job_is_not_found(client: Client) -> None:
+    with pytest.raises(NotFound, match="not found"):
+        next(client.watch("0123456789abcdef"))
+
+
+def test_watch_yields_a_real_jobs_typed_events_in_order_and_wait_returns_it(live: Service) -> None:
+    epochs = 2
+    with Client(str(live.http.base_url)) as client:
+        job_id = client.submit({"dataset": "digits", "epochs": epochs}, name="watched")["id"]
+        events = list(client.watch(job_id))
+        finished = client.wait(job_id, timeout=30)
+    assert finished["status"] == "succeeded"
+    assert isinstance(events[0], StatusEvent) and events[0].status == "queued"
+    assert events[-1] == EndEvent(status="succeeded")
+    durable = [event for event in events if not isinstance(event, ProgressEvent | LogEvent)]
+    statuses = [event.status for event in durable if isinstance(event, StatusEvent)]
+    assert statuses == ["queued", "running", "succeeded"]
+    epoch_events = [event for event in durable if isinstance(event, EpochEvent)]
+    assert [event.epoch for event in epoch_events] == list(range(1, epochs + 1))
+    assert [event.val_accuracy for event in epoch_events] == [
+        row["val_accuracy"] for row in finished["metrics"]
+    ]
+    assert any(isinstance(event, CheckpointEvent) and event.epoch == epochs for event in durable)
+    # In the order they happened: running, then the epochs, then success, then the end.
+    position = {
+        (type(event).__name__, getattr(event, "status", None)): index for index, event in enumerate(durable)
+    }
+    first_epoch = durable.index(epoch_events[0])
+    assert position[("StatusEvent", "running")] < first_epoch
+    assert position[("StatusEvent", "succeeded")] == len(durable) - 2
+    ids = [event.event_id for event in durable if not isinstance(event, EndEvent)]
+    assert all(ids) and len(set(ids)) == len(ids)
+
+    # Resuming after an event replays only what came after it.
+    with Client(str(live.http.base_url)) as client:
+        resumed = list(client.watch(job_id, last_event_id=epoch_events[-1].event_id))
+    assert not any(isinstance(event, EpochEvent) for event in resumed)
+    assert resumed[-1] == EndEvent(status="succeeded")

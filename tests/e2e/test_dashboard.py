@@ -10,21 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.e2e.conftest import Service, running_service
+from tests.support.browser import chromium, new_page, watch_for_problems
 from tests.support.processes import training_pids
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-VIEWPORT = {"width": 1280, "height": 800}
 EPOCHS = 4
 TRAINING_TIMEOUT_MS = 120_000
 # Generous, because a busy 2-core machine runs the browser, the API and training side by side.
@@ -49,40 +40,20 @@ RECORD_CHANGES = """() => {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "the browser tests drive Debian's chromium: apt-get install chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as running:
+        yield running
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
+    with new_page(browser) as opened:
+        yield opened
 
 
 @pytest.fixture
 def keyed_service(tmp_path: Path) -> Iterator[Service]:
     with running_service(tmp_path, api_key=KEY, TRAINQ_API_KEYS=f"alice:{KEY}") as running:
         yield running
-
-
-def watch_for_problems(page: Page) -> list[str]:
-    """Uncaught errors and console errors, such as a refused script; failed requests the page expects
-    (a 422 from a dry run, a 401 before the key) are the API's answers, not the page's problems."""
-    problems: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            problems.append(message.text)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    return problems
 
 
 def submit_from_form(page: Page, name: str, epochs: int) -> str:
@@ -168,6 +139,18 @@ def test_a_job_submitted_in_the_browser_draws_its_curves_live_and_ends_with_chec
     expect(page.get_by_test_id("cancel-job")).to_be_hidden()
     expect(page.get_by_test_id("checkpoint-sha256")).to_have_text([c["sha256"] for c in job["checkpoints"]])
     download_best_checkpoint(page, job)
+    # The best epoch on the validation split, per class, with a confusion matrix of every sample.
+    expect(page.get_by_test_id("job-stop-reason")).to_have_text("completed")
+    info = job["dataset_info"]
+    expect(page.get_by_test_id("job-dataset")).to_have_text(
+        f"10 classes, {info['train_samples']} train / {info['val_samples']} val / 0 test (digits)"
+    )
+    val_results = page.get_by_test_id("val-results")
+    expect(val_results.get_by_test_id("class-row")).to_have_count(len(job["dataset_info"]["classes"]))
+    expect(val_results.get_by_test_id("confusion-row")).to_have_count(len(job["dataset_info"]["classes"]))
+    cells = val_results.get_by_test_id("confusion-cell").all_text_contents()
+    assert sum(map(int, cells)) == job["dataset_info"]["val_samples"] > 0
+    expect(page.get_by_test_id("test-results")).to_be_hidden()
     log = service.http.get(f"/jobs/{job_id}/logs").text.splitlines()
     expect(page.get_by_test_id("job-log")).to_contain_text(log[-1])
     shown = (page.get_by_test_id("job-log").text_content() or "").splitlines()
@@ -276,13 +259,25 @@ def test_the_page_reads_server_sent_events_however_the_bytes_are_split(service: 
     assert page.evaluate(parse, list(stream)) == expected
 
 
-def test_a_queued_job_is_cancelled_from_its_page(service: Service, page: Page) -> None:
+def test_a_queued_job_shows_its_place_in_the_queue_and_is_cancelled_from_its_page(
+    service: Service, page: Page
+) -> None:
     job_id = service.submit("never runs", dataset="digits", epochs=2)
+    urgent = service.http.post("/jobs", json={"name": "urgent", "priority": 5})
+    assert urgent.status_code == 201, urgent.text
     page.goto(f"{service.http.base_url}/#/jobs/{job_id}")
     expect(page.get_by_test_id("job-status")).to_have_text("queued")
+    expect(page.get_by_test_id("job-waiting")).to_have_text("Waiting: no worker is running")
+    expect(page.get_by_test_id("job-priority")).to_have_text("0")
+    expect(page.get_by_test_id("job-queue")).to_have_text("2nd (0 running ahead)")
+    # The page follows the queue as it moves: the job ahead leaves, this one is next.
+    assert service.http.post(f"/jobs/{urgent.json()['id']}/cancel").status_code == 200
+    expect(page.get_by_test_id("job-queue")).to_have_text("1st (0 running ahead)")
     page.get_by_test_id("cancel-job").click()
     expect(page.get_by_test_id("job-status")).to_have_text("cancelled")
     expect(page.get_by_test_id("cancel-job")).to_be_hidden()
+    expect(page.get_by_test_id("job-waiting")).to_be_hidden()
+    expect(page.get_by_test_id("job-queue")).to_have_text("\u2013")  # an en dash: nothing to show
     assert service.job(job_id)["status"] == "cancelled"
 
 
@@ -296,3 +291,84 @@ def test_a_failed_job_shows_its_reason_and_message(service: Service, page: Page)
     expect(page.get_by_test_id("job-error-reason")).to_have_text(error["reason"])
     expect(page.get_by_test_id("job-error-message")).to_have_text(error["message"])
     expect(page.get_by_test_id("job-error")).to_be_visible()
+
+
+def test_the_admin_sees_the_workers_table_and_other_owners_do_not(tmp_path: Path, page: Page) -> None:
+    admin_key = "admin-browser-key-0123456789"
+    keys = f"alice:{KEY},admin:{admin_key}"
+    with running_service(tmp_path, api_key=admin_key, TRAINQ_API_KEYS=keys) as service:
+        service.start_worker(TRAINQ_WORKER_LABELS="fast,a100", TRAINQ_WORKER_DEVICES="cpu:3")
+        page.goto(str(service.http.base_url))
+        # The page's first, keyless request answers 401 and may land inside this block: wait for
+        # the one that carries alice's key.
+        with page.expect_response(
+            lambda response: (
+                response.url.endswith("/workers")
+                and response.request.headers.get("authorization") == f"Bearer {KEY}"
+            )
+        ) as refused:
+            page.get_by_test_id("key-input").fill(KEY)
+            page.get_by_test_id("key-submit").click()
+        assert refused.value.status == 403
+        expect(page.get_by_test_id("jobs-notice")).to_have_text("No jobs yet: submit one with the form.")
+        expect(page.get_by_test_id("workers-panel")).to_be_hidden()
+
+        page.get_by_test_id("forget-key").click()
+        page.get_by_test_id("key-input").fill(admin_key)
+        page.get_by_test_id("key-submit").click()
+        row = page.get_by_test_id("worker-row")
+        expect(row.get_by_test_id("worker-labels")).to_have_text("a100, fast")
+        expect(row.get_by_test_id("worker-devices")).to_contain_text("cpu:3")
+        expect(row.get_by_test_id("worker-job")).to_have_text("idle")
+        (listed,) = service.http.get("/workers").json()
+        expect(row.get_by_test_id("worker-id")).to_have_text(listed["id"])
+
+
+def test_two_jobs_ticked_in_the_list_are_compared_curves_overlaid_and_differences_highlighted(
+    service: Service, page: Page
+) -> None:
+    problems = watch_for_problems(page)
+    service.start_worker()
+    first = service.submit("slow-lr", dataset="digits", epochs=2, learning_rate=0.001)
+    second = service.submit("fast-lr", dataset="digits", epochs=3, learning_rate=0.01)
+    for job_id in (first, second):
+        assert service.wait_until_final(job_id)["status"] == "succeeded"
+
+    page.goto(str(service.http.base_url))
+    compare = page.get_by_test_id("compare-selected")
+    expect(compare).to_be_disabled()
+    for job_id in (first, second):
+        page.locator(f'[data-testid="job-row"][data-job-id="{job_id}"]').get_by_test_id("job-select").check()
+    expect(compare).to_have_text("Compare (2)")
+    compare.click()
+    expect(page).to_have_url(re.compile(f"#compare={first},{second}$"))
+
+    def check_comparison() -> None:
+        expect(page.get_by_test_id("compare-title")).to_have_text("Comparing 2 jobs")
+        for chart in ("compare-accuracy-chart", "compare-loss-chart"):
+            figure = page.get_by_test_id(chart)
+            expect(figure.locator("polyline.line")).to_have_count(2)
+            expect(figure.locator(".legend-item")).to_have_text(["slow-lr", "fast-lr"])
+            # One point per epoch of each job: 2 and 3.
+            expect(figure.locator("circle.dot")).to_have_count(5)
+        rows = page.get_by_test_id("compare-row")
+        learning_rate = page.locator('[data-testid="compare-row"][data-field="learning_rate"]')
+        expect(learning_rate).to_have_attribute("data-differs", "true")
+        expect(learning_rate).to_have_class(re.compile(r"\bdiffers\b"))
+        expect(learning_rate.locator("td")).to_have_text(["0.001", "0.01"])
+        model = page.locator('[data-testid="compare-row"][data-field="model"]')
+        expect(model).to_have_attribute("data-differs", "false")
+        fields = [row.get_attribute("data-field") for row in rows.all()]
+        # The summary, then the differing hyperparameters, then the identical ones.
+        assert fields.index("duration") < fields.index("epochs") < fields.index("learning_rate")
+        assert fields.index("learning_rate") < fields.index("model")
+
+    check_comparison()
+    # The address carries the selection: opened afresh, it shows the same comparison.
+    shared = page.url
+    page.goto("about:blank")
+    page.goto(shared)
+    check_comparison()
+    page.get_by_test_id("back-to-jobs").click()
+    expect(page.get_by_test_id("jobs-table")).to_be_visible()
+    assert problems == []

@@ -13,7 +13,7 @@ from app import queue
 from app.db import make_engine
 from app.uploads import content_digest
 from tests.e2e.conftest import Service, running_service
-from tests.factories import submit_job
+from tests.factories import ONE_CPU, submit_job
 
 TMPFS_SIZE = "48k"  # room for logs, not for a checkpoint of even the smallest model
 
@@ -78,7 +78,7 @@ def test_an_upload_that_does_not_fit_the_apis_disk_is_507_and_leaves_nothing(
     service = small_disk_service
     engine = make_engine(service.env["TRAINQ_DATABASE_URL"])
     job = submit_job(engine)
-    assert queue.claim(engine, worker_id="remote", lease_seconds=600) is not None
+    assert queue.claim(engine, worker_id="remote", lease_seconds=600, capabilities=ONE_CPU) is not None
     engine.dispose()
     body = b"w" * (256 * 1024)
     response = service.http.put(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,39 +37,66 @@ def test_four_workers_drain_a_hundred_jobs_each_run_exactly_once(service: Servic
     assert all("claimed by" in worker.log() for worker in workers)
 
 
+def freeze_when(
+    service: Service, job_id: str, trainer: int, condition: Callable[[dict], bool], what: str
+) -> None:
+    """Polls the job with its training process stopped (SIGSTOP), so that the state read is the
+    state its worker is killed in, however fast this machine trains; returns with it stopped."""
+
+    def frozen_state() -> bool:
+        os.kill(trainer, signal.SIGSTOP)
+        if condition(service.job(job_id)):
+            return True
+        os.kill(trainer, signal.SIGCONT)
+        return False
+
+    wait_for(frozen_state, timeout_s=120, interval_s=0.05, what=what)
+
+
 @pytest.mark.parametrize("kill_point", ["during an epoch", "right after a checkpoint"])
 def test_a_job_whose_worker_is_killed_is_resumed_by_another_after_its_latest_checkpoint(
     service: Service, kill_point: str
 ) -> None:
     first = service.start_worker()
-    # Two seconds an epoch, so that progress (written every second) shows the middle of one.
-    job_id = service.submit("killed", epochs=4, **{**LONG_JOB, "fake_samples": 6000})
     if kill_point == "during an epoch":
-        before = service.wait_for_job(
+        # Long epochs (seconds each), so that progress (written once a second) shows the middle of one.
+        job_id = service.submit("killed", epochs=2, **{**LONG_JOB, "fake_samples": 20000})
+        (trainer,) = wait_for(lambda: training_pids(first), timeout_s=60, what="a training process")
+        freeze_when(
+            service,
             job_id,
-            lambda job: len(job["checkpoints"]) >= 1 and job["progress"] > (len(job["metrics"]) + 0.1) / 4,
+            trainer,
+            lambda job: len(job["checkpoints"]) >= 1 and job["progress"] > (len(job["metrics"]) + 0.1) / 2,
             "the job to be into an epoch after its first checkpoint",
         )
     else:
-        before = service.wait_for_job(
+        job_id = service.submit("killed", epochs=4, **{**LONG_JOB, "fake_samples": 6000})
+        (trainer,) = wait_for(lambda: training_pids(first), timeout_s=60, what="a training process")
+        freeze_when(
+            service,
             job_id,
+            trainer,
             lambda job: max((c["epoch"] for c in job["checkpoints"]), default=0) >= 2,
             "a second checkpoint",
         )
     first.process.kill()
     first.wait(timeout_s=10)
-    (orphan,) = training_pids(first)
-    wait_for(lambda: not is_alive(orphan), timeout_s=10, what="the training process to die with its worker")
+    # Let go, it finds its pipe closed and exits.
+    os.kill(trainer, signal.SIGCONT)
+    wait_for(lambda: not is_alive(trainer), timeout_s=10, what="the training process to die with its worker")
+    # Read once both are dead: an epoch the supervisor had in its pipe may have landed meanwhile.
+    before = service.job(job_id)
+    assert before["status"] == "running", before
 
     second = service.start_worker()
     job = service.wait_until_final(job_id, timeout_s=180)
     assert job["status"] == "succeeded", job["error"]
     assert job["attempts"] == 2
-    assert metric_epochs(job) == [1, 2, 3, 4]
+    assert metric_epochs(job) == list(range(1, job["hyperparameters"]["epochs"] + 1))
     checkpointed = max(c["epoch"] for c in before["checkpoints"])
     attempts = {row["epoch"]: row["attempt"] for row in job["metrics"]}
     assert all(attempts[e] == 1 for e in range(1, checkpointed + 1)), attempts
-    assert all(attempts[e] == 2 for e in range(checkpointed + 1, 5)), attempts
+    assert all(attempts[e] == 2 for e in range(checkpointed + 1, len(attempts) + 1)), attempts
     assert f"resume from {service.state_dir}" in second.log()
     # What the killed attempt was writing (a partial file) went with the next attempt.
     assert unlisted_files(service.state_dir, job_id) == []
@@ -78,8 +107,10 @@ def test_cancelling_a_running_job_stops_it_within_seconds_and_the_worker_goes_on
     job_id = service.submit("cancel-me", epochs=50, **LONG_JOB)
     service.wait_for_job(job_id, lambda job: len(job["checkpoints"]) >= 1, "a first checkpoint")
     service.wait_for_job(job_id, lambda job: job["progress"] * 50 % 1 > 0.2, "the middle of an epoch")
-    assert service.http.post(f"/jobs/{job_id}/cancel").status_code == 200
     (trainer,) = training_pids(worker)
+    # Operators find a one-device job's process by its name.
+    assert Path(f"/proc/{trainer}/comm").read_text().strip() == f"trainq-{job_id[:8]}"
+    assert service.http.post(f"/jobs/{job_id}/cancel").status_code == 200
     wait_for(lambda: not is_alive(trainer), timeout_s=5, what="the training process to stop after cancel")
 
     job = service.job(job_id)
@@ -135,8 +166,8 @@ def test_a_diverging_job_fails_with_nan_loss_and_no_poisoned_checkpoint(service:
 def test_a_training_process_killed_by_the_os_is_retried(service: Service) -> None:
     worker = service.start_worker()
     job_id = service.submit("oom-killed", epochs=3, **LONG_JOB)
-    service.wait_for_job(job_id, lambda job: job["progress"] > 0.05, "training to start")
-    (trainer,) = training_pids(worker)
+    (trainer,) = wait_for(lambda: training_pids(worker), timeout_s=60, what="a training process")
+    freeze_when(service, job_id, trainer, lambda job: 0.05 < job["progress"] < 1, "training to start")
     os.kill(trainer, signal.SIGKILL)
     job = service.wait_until_final(job_id, timeout_s=120)
     assert job["status"] == "succeeded"

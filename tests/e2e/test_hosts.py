@@ -101,7 +101,7 @@ def test_a_job_whose_host_dies_is_resumed_on_the_other_host_from_the_uploaded_ch
 ) -> None:
     service = hosts.service
     first = hosts.start_worker("a")
-    job_id = service.submit("moved", **FOUR_EPOCHS)
+    job_id = service.submit("moved", **FOUR_EPOCHS, export=["safetensors", "torchscript"])
     before = service.wait_for_job(job_id, lambda job: len(job["checkpoints"]) >= 1, "a first checkpoint")
     first.process.kill()
     first.wait(timeout_s=10)
@@ -118,6 +118,10 @@ def test_a_job_whose_host_dies_is_resumed_on_the_other_host_from_the_uploaded_ch
     assert "resume from" in b_log and "resume-" in b_log
     for checkpoint in job["checkpoints"]:
         assert downloaded_sha256(service, checkpoint["url"]) == checkpoint["sha256"]
+    # Both exports reached the API, neither removed by the upload after it as an unlisted file.
+    assert [export["name"] for export in job["exports"]] == ["model.safetensors", "model.pt"]
+    for export in job["exports"]:
+        assert downloaded_sha256(service, export["url"]) == export["sha256"]
     logs = service.http.get(f"/jobs/{job_id}/logs")
     assert logs.status_code == 200 and "resumed from" in logs.text
 
@@ -174,3 +178,17 @@ def test_with_the_default_lease_a_remote_workers_log_reaches_the_api_while_it_tr
         assert service.http.post(f"/jobs/{job_id}/cancel").status_code == 200
         assert service.wait_until_final(job_id)["status"] == "cancelled"
         assert worker.process.poll() is None
+
+
+def test_a_host_that_shares_no_folder_downloads_the_checkpoint_init_from_names(hosts: Hosts) -> None:
+    service = hosts.service
+    source = service.submit("source", **TINY_JOB)
+    assert hosts.start_worker("a", "--burst").wait(timeout_s=120) == 0
+    assert service.job(source)["status"] == "succeeded"
+    warm = service.submit("warm", **TINY_JOB, init_from={"job": source, "checkpoint": "latest"})
+    worker = hosts.start_worker("b", "--burst")
+    assert worker.wait(timeout_s=120) == 0, worker.log()[-3000:]
+    job = service.job(warm)
+    assert job["status"] == "succeeded", job
+    assert job["warm_start"] == {"job": source, "epoch": 1, "loaded": 4, "new": []}
+    assert [p for p in hosts.artifacts("b").rglob("*") if p.is_file()] == []

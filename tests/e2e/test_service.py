@@ -72,7 +72,8 @@ def test_a_burst_worker_drains_the_queue_records_failures_and_exits_zero(service
     no_gpu = service.submit("no-gpu", device="cuda", epochs=1)
     crashes = service.submit("batchnorm-on-one-value", model="resnet18", batch_size=1, epochs=1)
 
-    worker = service.start_worker("--burst")
+    # It says it has a GPU, so it claims the cuda job too, and fails it as a CPU-only machine must.
+    worker = service.start_worker("--burst", TRAINQ_WORKER_DEVICES="cuda:1")
     assert worker.wait(timeout_s=180) == 0, worker.log()
 
     for job_id in good:

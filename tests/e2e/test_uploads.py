@@ -12,7 +12,7 @@ from app import queue
 from app.db import make_engine
 from app.uploads import content_digest
 from tests.e2e.conftest import Service
-from tests.factories import submit_job
+from tests.factories import ONE_CPU, submit_job
 from tests.support.polling import wait_for
 
 CHUNK_BYTES = 1024 * 1024
@@ -37,7 +37,7 @@ def peak_rss_bytes(pid: int) -> int:
 def test_a_one_gib_upload_does_not_raise_the_apis_memory_by_more_than_100_mb(service: Service) -> None:
     engine = make_engine(service.env["TRAINQ_DATABASE_URL"])
     job = submit_job(engine)
-    lease = queue.claim(engine, worker_id="remote", lease_seconds=600)
+    lease = queue.claim(engine, worker_id="remote", lease_seconds=600, capabilities=ONE_CPU)
     engine.dispose()
     assert lease is not None
     digest = hashlib.sha256()
@@ -73,7 +73,7 @@ class ClientGone(Exception):
 def test_an_upload_cut_off_half_way_leaves_no_file(service: Service) -> None:
     engine = make_engine(service.env["TRAINQ_DATABASE_URL"])
     job = submit_job(engine)
-    assert queue.claim(engine, worker_id="remote", lease_seconds=600) is not None
+    assert queue.claim(engine, worker_id="remote", lease_seconds=600, capabilities=ONE_CPU) is not None
     engine.dispose()
 
     def half() -> Iterator[bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -25,11 +26,13 @@ def files_under(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def unlisted_files(state_dir: Path, job_id: str) -> list[str]:
-    """Files in the job's folder, logs aside, that no checkpoint row of the job names."""
+    """Files in the job's folder, logs aside, that neither a checkpoint row nor the job's exports name."""
     with closing(sqlite3.connect(state_dir / "trainq.db")) as db:
         listed = {
             name for (name,) in db.execute("SELECT file_name FROM checkpoints WHERE job_id = ?", (job_id,))
         }
+        (exports,) = db.execute("SELECT exports FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        listed |= {export["file_name"] for export in json.loads(exports or "[]")}
     on_disk = files_under(state_dir / "artifacts" / job_id)
     return sorted(name for name in on_disk if name not in listed and not name.startswith("logs/"))
 

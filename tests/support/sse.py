@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from trainq.job_events import parse_sse
+
 
 @dataclass(frozen=True)
 class Event:
@@ -16,21 +18,7 @@ class Event:
 
 
 def parse_events(lines: Iterable[str]) -> Iterator[Event]:
-    """Events from the lines of a text/event-stream body; comments (keep-alives) are skipped."""
-    name, data, event_id = "message", [], None
-    for line in lines:
-        if line == "":
-            if data:
-                yield Event(name, json.loads("\n".join(data)), event_id)
-            name, data, event_id = "message", [], None
-        elif line.startswith(":"):
-            continue
-        else:
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                name = value
-            elif field == "data":
-                data.append(value)
-            elif field == "id":
-                event_id = value
+    """Events from the lines of a text/event-stream body, their data decoded from JSON; comments
+    (keep-alives) are skipped. The client's parser (trainq.job_events.parse_sse) reads them."""
+    for raw in parse_sse(lines):
+        yield Event(raw.name, json.loads(raw.data), raw.id)

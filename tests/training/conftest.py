@@ -38,13 +38,15 @@ class Recorder(NullCallbacks):
     def on_progress(self, epoch: int, fraction: float) -> None:
         self.progress.append((epoch, fraction))
 
-    def on_epoch_end(self, metrics: EpochMetrics) -> None:
-        self.events.append(f"epoch {metrics.epoch}")
+    def on_epoch_end(self, metrics: EpochMetrics, checkpoint: CheckpointInfo | None) -> None:
+        if checkpoint is None:
+            self.events.append(f"epoch {metrics.epoch}")
+        else:  # the file is complete by the time its epoch is reported
+            written = checkpoint.path.is_file() and checkpoint.path.stat().st_size == checkpoint.size_bytes
+            self.events.append(f"epoch {metrics.epoch} with {'' if written else 'missing '}checkpoint")
         self.metrics.append(metrics)
-
-    def on_checkpoint(self, info: CheckpointInfo) -> None:
-        self.events.append(f"checkpoint {info.epoch}")
-        self.checkpoints.append(info)
+        if checkpoint is not None:
+            self.checkpoints.append(checkpoint)
 
     @property
     def learning_rates(self) -> list[float]:
@@ -88,7 +90,8 @@ def train(tmp_path: Path) -> Train:
     """Run training in tmp_path; keyword arguments override the tiny defaults.
 
     `stop_after_batches=n` asks the run to stop once it has trained n batches (counted
-    from its own start, so a resumed run counts afresh).
+    from its own start, so a resumed run counts afresh). `init_file`: the checkpoint file that
+    the hyperparameter init_from names, as the worker hands it over.
     """
     counter = iter(range(1_000))
 
@@ -96,6 +99,7 @@ def train(tmp_path: Path) -> Train:
         *,
         checkpoint_dir: Path | None = None,
         resume_from: Path | None = None,
+        init_file: Path | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         stop_after_batches: int | None = None,
         **overrides: Any,
@@ -111,6 +115,7 @@ def train(tmp_path: Path) -> Train:
             checkpoint_dir=checkpoint_dir,
             callbacks=recorder,
             resume_from=resume_from,
+            init_from=init_file,
             should_stop=should_stop,
         )
         return Run(outcome, recorder, checkpoint_dir)

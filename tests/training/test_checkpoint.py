@@ -20,6 +20,7 @@ from worker.training import (
 )
 from worker.training.checkpoint import read_checkpoint, write_checkpoint
 from worker.training.data import build_data
+from worker.training.distributed import ONE_RANK
 
 Train = Callable[..., Any]  # the `train` fixture from conftest.py
 
@@ -33,6 +34,9 @@ CHECKPOINT_KEYS = {
     "num_classes",
     "in_channels",
     "image_size",
+    "model_args",
+    "class_names",
+    "eval_transform",
     "model_state_dict",
     "optimizer_state_dict",
     "scheduler_state_dict",
@@ -42,6 +46,7 @@ CHECKPOINT_KEYS = {
     "best_epoch",
     "metrics",
     "rng_state",
+    "rank_rng_states",
 }
 
 
@@ -85,7 +90,7 @@ def test_a_run_checkpoint_has_constant_keys_and_loads_with_weights_only(train: T
     assert (state["batches_done"], state["epoch_progress"]) == (0, None)
     assert (state["in_channels"], state["image_size"]) == (1, 8)
     assert Hyperparameters.model_validate(state["hyperparameters"]).epochs == 2
-    assert [EpochMetrics(**m) for m in state["metrics"]] == run.recorder.metrics
+    assert [EpochMetrics.model_validate(m) for m in state["metrics"]] == run.recorder.metrics
     assert state["scheduler_state_dict"]["last_epoch"] == 2
     assert state["early_stopping_state_dict"]["epochs_seen"] == 2
     assert (state["best_epoch"], state["best_metric"]) == (run.outcome.best_epoch, run.outcome.best_metric)
@@ -102,7 +107,7 @@ def test_a_resume_checkpoint_has_the_same_keys_and_loads_with_weights_only(train
     assert set(state) == CHECKPOINT_KEYS
     assert (state["format_version"], state["epoch"], state["batches_done"]) == (2, 1, 5)
     assert state["scheduler_state_dict"]["last_epoch"] == 12 + 5  # onecycle steps per batch
-    assert [EpochMetrics(**m) for m in state["metrics"]] == run.recorder.metrics
+    assert [EpochMetrics.model_validate(m) for m in state["metrics"]] == run.recorder.metrics
     progress = state["epoch_progress"]
     assert progress["samples"] == 5 * 128
     assert progress["seconds"] > 0
@@ -138,12 +143,16 @@ def test_load_model_rebuilds_an_eval_mode_model_that_predicts_like_the_trained_o
         model,
         data.val,
         device=torch.device("cpu"),
+        ranks=ONE_RANK,
         criterion=nn.CrossEntropyLoss(),
         autocast=lambda: torch.autocast("cpu", enabled=False),
     )
     final = run.recorder.metrics[-1]
     assert accuracy == final.val_accuracy
     assert loss == pytest.approx(final.val_loss, rel=1e-6)
+    # What inference needs comes with it: the dataset's class names and evaluation transform.
+    assert model.class_names == data.info.classes
+    assert model.preprocess.transform == data.eval_transform
 
 
 def test_a_file_that_is_not_a_checkpoint_is_a_checkpoint_error(tmp_path: Path) -> None:

@@ -74,3 +74,12 @@ def test_is_better_respects_mode_and_delta() -> None:
     assert not is_better(0.45, 0.5, "min", min_delta=0.1)
     assert is_better(0.6, 0.5, "max")
     assert not is_better(0.4, 0.5, "max")
+
+
+def test_min_epochs_keeps_a_stalled_run_going_until_that_epoch() -> None:
+    stopper = EarlyStopping(patience=1, mode="min", min_epochs=4)
+
+    assert [stopper.step(value) for value in [1.0, 2.0, 2.0]] == [None, None, None]
+    reason = stopper.step(2.0)
+
+    assert reason == "val_loss did not improve by more than 0 for 3 epochs (best 1.0000 at epoch 1)"

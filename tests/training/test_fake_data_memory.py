@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from app.hyperparameters import Hyperparameters, fake_data_peak_bytes
+from app.fake_data import fake_data_peak_bytes
+from app.hyperparameters import Hyperparameters
 from tests.support.processes import REPO_ROOT
 
 STATUS = Path("/proc/self/status")

@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from app.hyperparameters import Hyperparameters
 from worker.training.loaders import DeviceLoader, TensorLoader
 from worker.training.optim import build_optimizer
 
@@ -61,11 +60,12 @@ def test_a_compiled_model_trains_to_the_same_accuracy_and_saves_plain_weights(tr
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
 def test_the_fused_optimizers_step_like_the_plain_ones(optimizer: str) -> None:
-    hp = Hyperparameters(optimizer=optimizer, learning_rate=0.01, weight_decay=0.01, momentum=0.9)
     torch.manual_seed(0)
     plain_model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
     fused_model = copy.deepcopy(plain_model)
-    fused = build_optimizer(hp, fused_model.parameters())
+    fused = build_optimizer(
+        optimizer, fused_model.parameters(), learning_rate=0.01, weight_decay=0.01, momentum=0.9
+    )
     assert fused.defaults["fused"] is True
     kind = type(fused)
     plain_kwargs = {k: v for k, v in fused.defaults.items() if k in {"lr", "weight_decay", "momentum"}}

@@ -37,7 +37,7 @@ def test_imagefolder_uses_train_and_val_subfolders(tmp_path: Path) -> None:
     _write_images(tmp_path / "pets" / "train", {"cat": 4, "dog": 3})
     _write_images(tmp_path / "pets" / "val", {"cat": 2, "dog": 2})
 
-    data = _build(tmp_path, dataset_path="pets", image_size=16, batch_size=4, num_workers=1)
+    data = _build(tmp_path, dataset_path="pets", image_size=16, batch_size=4, num_workers=1, normalize="none")
 
     assert (data.train_samples, data.val_samples, data.num_classes) == (7, 4, 2)
     assert (data.in_channels, data.image_size) == (3, 16)
@@ -59,22 +59,32 @@ def test_imagefolder_without_train_and_val_is_split_by_val_fraction(tmp_path: Pa
     assert (data.train_samples, data.val_samples, data.num_classes) == (8, 2, 2)
 
 
-def test_imagefolder_normalises_with_imagenet_statistics_for_pretrained_models(tmp_path: Path) -> None:
+def test_imagefolder_normalises_with_imagenet_statistics_by_default(tmp_path: Path) -> None:
     _write_images(tmp_path / "shapes", {"round": 2, "square": 2})
     settings: dict[str, Any] = {"dataset_path": "shapes", "image_size": 8}
 
-    plain = _all(_build(tmp_path, model="resnet18", **settings).val)[0]
-    normalised = _all(_build(tmp_path, model="resnet18", pretrained=True, **settings).val)[0]
+    plain = _all(_build(tmp_path, normalize="none", **settings).val)[0]
+    normalised = _all(_build(tmp_path, **settings).val)[0]
 
     blue_mean, blue_std = 0.406, 0.225
     torch.testing.assert_close(normalised[:, 2], (plain[:, 2] - blue_mean) / blue_std)
 
 
-def test_imagefolder_val_must_hold_the_same_classes_as_train(tmp_path: Path) -> None:
+def test_imagefolder_class_missing_from_val_is_fine_and_keeps_trains_index(tmp_path: Path) -> None:
     _write_images(tmp_path / "pets" / "train", {"cat": 2, "dog": 2})
-    _write_images(tmp_path / "pets" / "val", {"cat": 2})
+    _write_images(tmp_path / "pets" / "val", {"dog": 2})
 
-    with pytest.raises(DataError, match=r"only in train: \['dog'\]"):
+    data = _build(tmp_path, dataset_path="pets", image_size=8)
+
+    assert data.info.classes == ["cat", "dog"]
+    assert _all(data.val)[1].tolist() == [1, 1]
+
+
+def test_imagefolder_class_only_in_val_is_a_data_error(tmp_path: Path) -> None:
+    _write_images(tmp_path / "pets" / "train", {"cat": 2})
+    _write_images(tmp_path / "pets" / "val", {"cat": 2, "dog": 2})
+
+    with pytest.raises(DataError, match=r"val/ has classes that train/ lacks: dog"):
         _build(tmp_path, dataset_path="pets")
 
 

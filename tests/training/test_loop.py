@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from app.hyperparameters import Hyperparameters
+from tests.training.conftest import Recorder
 from worker.training import ConfigError, NonFiniteLossError, NullCallbacks, checkpoint_filename, run_training
 from worker.training.checkpoint import read_checkpoint
 
@@ -33,15 +35,12 @@ def test_small_cnn_with_default_hyperparameters_reaches_95_percent_on_digits_wit
     assert run.outcome.epochs_completed == 10
 
 
-def test_run_reports_start_progress_each_epoch_and_checkpoints_in_order(train: Train) -> None:
+def test_run_reports_start_progress_and_each_epoch_with_its_checkpoint_in_order(train: Train) -> None:
     run = train(epochs=3)
 
     recorder = run.recorder
     assert recorder.events == [
-        "start",
-        "epoch 1", "checkpoint 1",
-        "epoch 2", "checkpoint 2",
-        "epoch 3", "checkpoint 3",
+        "start", "epoch 1 with checkpoint", "epoch 2 with checkpoint", "epoch 3 with checkpoint",
     ]  # fmt: skip
     info = recorder.infos[0]
     assert (info.device, info.precision, info.num_classes, info.start_epoch) == ("cpu", "fp32", 10, 1)
@@ -116,8 +115,12 @@ def test_checkpoints_are_written_every_n_epochs_on_a_new_best_and_after_the_last
 
     saved = [(c.epoch, c.is_best) for c in run.recorder.checkpoints]
     assert saved == [(1, True), (2, False), (4, False), (5, False)]
-    assert run.checkpoint_files() == [checkpoint_filename(e) for e in (1, 2, 4, 5)]
+    # Beside them, the best epoch's default export.
+    assert run.checkpoint_files() == [checkpoint_filename(e) for e in (1, 2, 4, 5)] + ["model.safetensors"]
     assert (run.outcome.best_epoch, run.outcome.status) == (1, "completed")
+    assert [(e.name, e.path.parent) for e in run.outcome.exports] == [
+        ("model.safetensors", run.checkpoint_dir)
+    ]
 
 
 def test_non_finite_loss_raises_and_writes_no_checkpoint_for_that_epoch(train: Train, tmp_path: Path) -> None:
@@ -229,3 +232,18 @@ def test_a_torchvision_model_trains_on_fake_data(train: Train) -> None:
     info = run.recorder.infos[0]
     assert (info.num_classes, info.train_samples, info.val_samples) == (10, 48, 12)
     assert run.outcome.status == "completed"
+
+
+def test_an_export_this_worker_cannot_write_fails_the_run_before_its_first_epoch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as on a worker without trainq[export]
+    recorder = Recorder()
+    with pytest.raises(ConfigError, match=r'the "onnx" export needs the onnx package'):
+        run_training(
+            Hyperparameters(dataset="digits", model="mlp", epochs=1, export=["safetensors", "onnx"]),
+            data_dir=Path("/nonexistent"),
+            checkpoint_dir=Path("/nonexistent/checkpoints"),
+            callbacks=recorder,
+        )
+    assert recorder.events == []

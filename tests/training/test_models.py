@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from app.hyperparameters import Hyperparameters, ModelName
+from app.hyperparameters import ModelName
 from worker.training import ConfigError
 from worker.training.models import build_model, pretrained_weights_file
 
@@ -27,7 +27,7 @@ def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_every_model_maps_a_batch_of_images_to_one_logit_per_class(
     name: ModelName, channels: int, size: int
 ) -> None:
-    model = build_model(Hyperparameters(model=name), num_classes=7, in_channels=channels, image_size=size)
+    model = build_model(name, pretrained=False, num_classes=7, in_channels=channels, image_size=size)
 
     logits = model(torch.rand(2, channels, size, size))  # train mode, as in training
 
@@ -43,7 +43,7 @@ def test_missing_pretrained_weights_are_a_config_error_saying_which_file_goes_wh
     assert expected.parent == torch_home / "hub" / "checkpoints"
 
     with pytest.raises(ConfigError) as raised:
-        build_model(Hyperparameters(model=name, pretrained=True), num_classes=3, in_channels=3, image_size=32)
+        build_model(name, pretrained=True, num_classes=3, in_channels=3, image_size=32)
 
     message = str(raised.value)
     assert expected.name in message
@@ -64,9 +64,7 @@ def test_pretrained_weights_are_loaded_from_the_hub_cache_with_a_new_head(
     torch.save(imagenet, path)
 
     torch.manual_seed(0)  # a different init, so equal tensors can only come from the file
-    model = build_model(
-        Hyperparameters(model=name, pretrained=True), num_classes=5, in_channels=channels, image_size=8
-    )
+    model = build_model(name, pretrained=True, num_classes=5, in_channels=channels, image_size=8)
 
     state = model.state_dict()
     first_conv, head = FIRST_CONV[name], HEAD[name]
@@ -86,7 +84,5 @@ def test_an_unreadable_pretrained_file_is_a_config_error(torch_home: Path) -> No
     path.write_bytes(b"not a state dict")
 
     with pytest.raises(ConfigError, match="replace it with the file from") as raised:
-        build_model(
-            Hyperparameters(model="resnet18", pretrained=True), num_classes=2, in_channels=3, image_size=32
-        )
+        build_model("resnet18", pretrained=True, num_classes=2, in_channels=3, image_size=32)
     assert url in str(raised.value)

@@ -99,13 +99,19 @@ def _write_noise_images(folder: Path, per_class: int) -> None:
             Image.fromarray(pixels).save(folder / label / f"{number}.png")
 
 
-def test_an_imagefolder_run_stopped_mid_epoch_resumes_bit_identical(train: Train, tmp_path: Path) -> None:
+# Random crops and flips (and RandAugment) drawn in DataLoader workers: after a resume, batch b
+# goes to another worker than it did, so each sample's draws must not depend on the worker.
+@pytest.mark.parametrize(("augment", "num_workers"), [("none", 0), ("light", 0), ("standard", 2)])
+def test_an_imagefolder_run_stopped_mid_epoch_resumes_bit_identical(
+    train: Train, tmp_path: Path, augment: str, num_workers: int
+) -> None:
     _write_noise_images(tmp_path / "data" / "colours", per_class=20)  # 32 train, 8 val: 4 batches of 8
     settings = {
         **CPU,
         "dataset": "imagefolder",
         "dataset_path": "colours",
-        "num_workers": 0,
+        "augment": augment,
+        "num_workers": num_workers,
         "model": "small_cnn",
         "image_size": 8,
         "batch_size": 8,

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from app import queue
 from app.main import create_app
 from app.settings import Settings
-from tests.factories import submit_job
+from tests.factories import ONE_CPU, submit_job
 from tests.support.processes import free_port
 from worker.remote import ApiFailure, ApiFiles, StaleAttempt
 
@@ -24,7 +24,7 @@ NO_RETRIES = (0.0, 0.0)
 
 def claimed(engine: Engine) -> queue.Lease:
     submit_job(engine)
-    lease = queue.claim(engine, worker_id="remote", lease_seconds=60)
+    lease = queue.claim(engine, worker_id="remote", lease_seconds=60, capabilities=ONE_CPU)
     assert lease is not None
     return lease
 

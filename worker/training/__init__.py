@@ -15,14 +15,14 @@ from .errors import (
     TrainingError,
     disk_full_error,
 )
-from .loop import (
+from .loop import run_training
+from .reports import (
     Callbacks,
     CheckpointInfo,
     EpochMetrics,
     NullCallbacks,
     RunInfo,
     TrainingOutcome,
-    run_training,
 )
 
 __all__ = [

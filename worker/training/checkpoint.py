@@ -7,21 +7,27 @@ import logging
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 from torch import nn
 
+from app.contract import EvalTransform
+
 from .errors import CheckpointError, disk_full_error
+from .inference import Preprocess, attach_inference
 from .models import build_architecture
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 logger = logging.getLogger(__name__)
 
 # 2 added the in-epoch position ("batches_done", "epoch_progress"); a format-1 file is an epoch end.
 FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (1, 2)
-# Written only when a run stops mid-epoch, never listed through on_checkpoint: the one
+# Written only when a run stops mid-epoch, never reported through on_epoch_end: the one
 # file that holds a partial epoch, so a run stopped again simply replaces it.
 RESUME_FILENAME = "resume.pt"
 
@@ -56,16 +62,21 @@ class _HashingWriter:
 
 def write_checkpoint(state: dict[str, Any], checkpoint_dir: Path, epoch: int) -> tuple[Path, int, str]:
     """Write `state` as checkpoint_dir/epoch-NNNN.pt; return (absolute path, size in bytes, sha256)."""
-    return _write_atomically(state, checkpoint_dir, checkpoint_filename(epoch))
+    return write_atomically(checkpoint_dir, checkpoint_filename(epoch), partial(torch.save, state))
 
 
 def write_resume_checkpoint(state: dict[str, Any], checkpoint_dir: Path) -> tuple[Path, int, str]:
     """Write `state` as checkpoint_dir/resume.pt, replacing any earlier one; same return as above."""
-    return _write_atomically(state, checkpoint_dir, RESUME_FILENAME)
+    return write_atomically(checkpoint_dir, RESUME_FILENAME, partial(torch.save, state))
 
 
-def _write_atomically(state: dict[str, Any], checkpoint_dir: Path, name: str) -> tuple[Path, int, str]:
-    """Readers see either no file (or the previous one) or the complete new one, even after a crash.
+def write_atomically(
+    checkpoint_dir: Path, name: str, write: Callable[[BinaryIO], None]
+) -> tuple[Path, int, str]:
+    """Create checkpoint_dir/name (any file: checkpoints, exports) with what `write` writes to the file it is given; return
+    (absolute path, size in bytes, sha256).
+
+    Readers see either no file (or the previous one) or the complete new one, even after a crash.
 
     The bytes are fsynced under a temporary name before the rename, and the
     directory is fsynced after it so the rename itself survives a power cut.
@@ -79,7 +90,7 @@ def _write_atomically(state: dict[str, Any], checkpoint_dir: Path, name: str) ->
         writer = _HashingWriter(os.fdopen(fd, "wb"))
         try:
             with writer.file as file:
-                torch.save(state, writer)  # type: ignore[arg-type]
+                write(writer)  # type: ignore[arg-type]  # it has the write() and flush() writers use
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, path)
@@ -123,10 +134,43 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def load_model(path: str | Path, map_location: str = "cpu") -> nn.Module:
-    """The trained model from a checkpoint file alone, weights loaded, in eval() mode."""
+    """The trained model from a checkpoint file alone, weights loaded, in eval() mode, with
+    `model.class_names` (output i is class_names[i]) and `model.preprocess` (a PIL image or an
+    image path to the input tensor, CHW) attached."""
     state = read_checkpoint(path, map_location)
-    model = build_architecture(
-        state["model_name"], state["num_classes"], state["in_channels"], state["image_size"]
-    )
+    model = build_architecture(state["model_name"], **model_args(state))
     model.load_state_dict(state["model_state_dict"])
+    attach_inference(model, class_names(state), preprocess(state))
     return model.to(map_location).eval()
+
+
+def model_args(state: dict[str, Any]) -> dict[str, int]:
+    """build_architecture's arguments besides the model's name: num_classes, in_channels, image_size."""
+    return dict(
+        state.get("model_args") or {key: state[key] for key in ("num_classes", "in_channels", "image_size")}
+    )
+
+
+def class_names(state: dict[str, Any]) -> list[str]:
+    """The checkpoint's class names in output order; "0".."N-1" in one written before it kept them."""
+    names = state.get("class_names")
+    return list(names) if names is not None else [str(index) for index in range(state["num_classes"])]
+
+
+def preprocess(state: dict[str, Any]) -> Preprocess:
+    """The checkpoint's evaluation transform, as a callable."""
+    saved = state.get("eval_transform")
+    if saved is not None:
+        return Preprocess(EvalTransform.model_validate(saved))
+    # Written before checkpoints kept their transform: the one training applied then, which
+    # normalised only the image folders of pretrained models.
+    hp = state.get("hyperparameters") or {}
+    normalised = hp.get("dataset") == "imagefolder" and bool(hp.get("pretrained"))
+    legacy = EvalTransform(
+        image_size=state["image_size"],
+        resize_size=state["image_size"],
+        channels=state["in_channels"],
+        mean=list(IMAGENET_MEAN) if normalised else None,
+        std=list(IMAGENET_STD) if normalised else None,
+    )
+    return Preprocess(legacy, square_resize=True)

@@ -1,4 +1,4 @@
-"""Datasets as loaders: `build_data(hp, data_dir, device)` is the one entry point."""
+"""Datasets as loaders: `build_data(hp, data_dir, device, ranks)` is the one entry point."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from app.contract import DatasetInfo, EvalTransform
 from app.hyperparameters import FAKE_DEFAULT_SIZE, Hyperparameters
 
-from .datasets import DEFAULT_IMAGEFOLDER_SIZE, InMemory, load_imagefolder, load_torchvision, split_indices
+from .datasets import InMemory, load_torchvision, split_indices
+from .distributed import ONE_RANK, Ranks
+from .imagefolder import ImageFiles, load_imagefolder
 from .loaders import DeviceLoader, Loader, TensorLoader
 
 logger = logging.getLogger(__name__)
@@ -33,30 +36,17 @@ class Data:
     image_size: int
     train_samples: int
     val_samples: int
+    info: DatasetInfo  # the classes in index order, the layout and the splits' sizes
+    eval_transform: EvalTransform  # what validation, test and inference apply to an image
+    test: Loader | None  # the test split, sharded like val; None without one
 
 
-def build_data(hp: Hyperparameters, data_dir: Path, device: torch.device) -> Data:
-    """Training and validation loaders for `hp.dataset`, yielding batches on `device`."""
+def build_data(hp: Hyperparameters, data_dir: Path, device: torch.device, ranks: Ranks = ONE_RANK) -> Data:
+    """Training, validation and test loaders for `hp.dataset`, yielding batches on `device`; each
+    rank's loaders serve its shard, of `hp.batch_size` samples a batch (the batch size is per
+    device). The sample counts are the whole splits'."""
     if hp.dataset == "imagefolder":
-        train, val, classes = load_imagefolder(hp, data_dir)
-        return Data(
-            train=DeviceLoader(
-                train,
-                batch_size=hp.batch_size,
-                device=device,
-                shuffle=True,
-                num_workers=hp.num_workers,
-                seed=hp.seed,
-            ),
-            val=DeviceLoader(
-                val, batch_size=hp.batch_size, device=device, shuffle=False, num_workers=hp.num_workers
-            ),
-            num_classes=len(classes),
-            in_channels=3,
-            image_size=hp.image_size or DEFAULT_IMAGEFOLDER_SIZE,
-            train_samples=len(train),  # type: ignore[arg-type]
-            val_samples=len(val),  # type: ignore[arg-type]
-        )
+        return _imagefolder_data(hp, data_dir, device, ranks)
 
     if hp.dataset == "digits":
         arrays = load_digits_split(hp)
@@ -85,6 +75,7 @@ def build_data(hp: Hyperparameters, data_dir: Path, device: torch.device) -> Dat
             shuffle=True,
             seed=hp.seed,
             resize_to=resize_to,
+            ranks=ranks,
         ),
         val=TensorLoader(
             arrays.val_images,
@@ -93,23 +84,64 @@ def build_data(hp: Hyperparameters, data_dir: Path, device: torch.device) -> Dat
             device=device,
             shuffle=False,
             resize_to=resize_to,
+            ranks=ranks,
         ),
         num_classes=arrays.num_classes,
         in_channels=arrays.train_images.shape[1],
         image_size=size,
         train_samples=len(arrays.train_labels),
         val_samples=len(arrays.val_labels),
+        info=DatasetInfo(
+            layout=hp.dataset,
+            classes=arrays.classes,
+            train_samples=len(arrays.train_labels),
+            val_samples=len(arrays.val_labels),
+            test_samples=0,
+        ),
+        # Already [0, 1] floats once batched: a resize and nothing else.
+        eval_transform=EvalTransform(
+            image_size=size, resize_size=size, channels=arrays.train_images.shape[1], mean=None, std=None
+        ),
+        test=None,
     )
 
 
-def _split(images: torch.Tensor, labels: torch.Tensor, num_classes: int, hp: Hyperparameters) -> InMemory:
+def _imagefolder_data(hp: Hyperparameters, data_dir: Path, device: torch.device, ranks: Ranks) -> Data:
+    splits = load_imagefolder(hp, data_dir, world_size=ranks.world_size)
+
+    def loader(dataset: ImageFiles, *, shuffle: bool) -> DeviceLoader:
+        return DeviceLoader(
+            dataset,
+            batch_size=hp.batch_size,
+            device=device,
+            shuffle=shuffle,
+            num_workers=hp.num_workers,
+            seed=hp.seed,
+            ranks=ranks,
+        )
+
+    return Data(
+        train=loader(splits.train, shuffle=True),
+        val=loader(splits.val, shuffle=False),
+        num_classes=len(splits.info.classes),
+        in_channels=splits.eval_transform.channels,
+        image_size=splits.eval_transform.image_size,
+        train_samples=splits.info.train_samples,
+        val_samples=splits.info.val_samples,
+        info=splits.info,
+        eval_transform=splits.eval_transform,
+        test=loader(splits.test, shuffle=False) if splits.test is not None else None,
+    )
+
+
+def _split(images: torch.Tensor, labels: torch.Tensor, classes: list[str], hp: Hyperparameters) -> InMemory:
     train_index, val_index = split_indices(len(labels), hp.val_fraction, hp.seed)
     return InMemory(
         train_images=images[train_index],
         train_labels=labels[train_index],
         val_images=images[val_index],
         val_labels=labels[val_index],
-        num_classes=num_classes,
+        classes=classes,
     )
 
 
@@ -120,7 +152,7 @@ def load_digits_split(hp: Hyperparameters) -> InMemory:
     digits = load_digits()
     images = torch.as_tensor(digits.images, dtype=torch.float32).div_(16.0).unsqueeze(1)
     labels = torch.as_tensor(digits.target, dtype=torch.int64)
-    return _split(images, labels, 10, hp)
+    return _split(images, labels, [str(digit) for digit in range(10)], hp)
 
 
 def make_fake_split(hp: Hyperparameters) -> InMemory:
@@ -129,7 +161,7 @@ def make_fake_split(hp: Hyperparameters) -> InMemory:
     Prototypes are drawn at 4x4 and upsampled, so the class signal is coarse and
     survives pooling and resizing. The images are generated a chunk at a time straight
     into their uint8 train and val tensors, so beyond those and the labels only a few
-    MiB of float32 are ever held (app.hyperparameters.fake_data_peak_bytes counts on that).
+    MiB of float32 are ever held (app.fake_data.fake_data_peak_bytes counts on that).
     """
     generator = torch.Generator().manual_seed(hp.seed)
     size = hp.image_size or FAKE_DEFAULT_SIZE
@@ -144,7 +176,7 @@ def make_fake_split(hp: Hyperparameters) -> InMemory:
         train_labels=train_labels,
         val_images=_fake_images(val_labels, prototypes, size, generator),
         val_labels=val_labels,
-        num_classes=num_classes,
+        classes=[f"class_{index}" for index in range(num_classes)],
     )
 
 

@@ -1,7 +1,7 @@
-"""Datasets read from the data folder: torchvision's downloadable sets and image folders.
+"""Datasets held as tensors (torchvision's downloadable sets) and the seeded splits.
 
-Every failure a person can fix (missing files, no network, a path outside the data
-folder, empty class folders) becomes a DataError that says what to put where.
+Every failure a person can fix (missing files, no network) becomes a DataError that says
+what to put where. Image folders are in imagefolder.py.
 """
 
 from __future__ import annotations
@@ -14,19 +14,13 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, Subset
-from torchvision import datasets, transforms
-from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+from torchvision import datasets
 
-from app.hyperparameters import IMAGEFOLDER_DEFAULT_SIZE as DEFAULT_IMAGEFOLDER_SIZE
 from app.hyperparameters import Hyperparameters
 
 from .errors import DataError
 
 logger = logging.getLogger(__name__)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 _TORCHVISION_SETS: dict[str, type[datasets.VisionDataset]] = {
@@ -44,7 +38,11 @@ class InMemory:
     train_labels: Tensor
     val_images: Tensor
     val_labels: Tensor
-    num_classes: int
+    classes: list[str]  # index order
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
 
 
 def split_indices(num_samples: int, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -56,6 +54,30 @@ def split_indices(num_samples: int, val_fraction: float, seed: int) -> tuple[Ten
     num_val = min(max(round(num_samples * val_fraction), 1), num_samples - 1)
     order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed))
     return order[num_val:], order[:num_val]
+
+
+def stratified_split(labels: Sequence[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded (train, val) positions that hold `val_fraction` of each class out for validation:
+    at least one image of a class with two or more, never a class's last image."""
+    generator = torch.Generator().manual_seed(seed)
+    by_class: dict[int, list[int]] = {}
+    for position, label in enumerate(labels):
+        by_class.setdefault(label, []).append(position)
+    train: list[int] = []
+    val: list[int] = []
+    for label in sorted(by_class):
+        positions = by_class[label]
+        count = len(positions)
+        num_val = min(max(round(count * val_fraction), 1), count - 1)
+        order = torch.randperm(count, generator=generator).tolist()
+        val += [positions[i] for i in order[:num_val]]
+        train += [positions[i] for i in order[num_val:]]
+    if not val:
+        raise DataError(
+            "every class has a single training image, so none can be held out for validation: "
+            "add images, or a val/ folder next to train/"
+        )
+    return sorted(train), sorted(val)
 
 
 def _expected_files(
@@ -100,7 +122,7 @@ def load_torchvision(hp: Hyperparameters, data_dir: Path) -> InMemory:
         train_labels=torch.as_tensor(train.targets, dtype=torch.int64),
         val_images=_as_nchw_uint8(val.data),
         val_labels=torch.as_tensor(val.targets, dtype=torch.int64),
-        num_classes=len(train.classes),
+        classes=list(train.classes),
     )
 
 
@@ -109,71 +131,3 @@ def _as_nchw_uint8(data: object) -> Tensor:
     if images.ndim == 3:  # MNIST-like: NxHxW grayscale
         return images.unsqueeze(1).contiguous()
     return images.permute(0, 3, 1, 2).contiguous()  # CIFAR: NxHxWxC
-
-
-def _image_folder(folder: Path, root: Path, transform: transforms.Compose) -> datasets.ImageFolder:
-    def is_valid_file(path: str) -> bool:
-        # Class folders and files may be symlinks too; each must stay inside the data folder.
-        if not has_file_allowed_extension(path, IMG_EXTENSIONS):
-            return False
-        if not Path(os.path.realpath(path)).is_relative_to(root):
-            raise DataError(f"{path} is a link to a file outside the data folder {root}; copy it in instead")
-        return True
-
-    try:
-        return datasets.ImageFolder(str(folder), transform=transform, is_valid_file=is_valid_file)
-    except FileNotFoundError as exc:
-        raise DataError(
-            f"no images found under {folder} ({exc}); expected one sub-folder per class holding images "
-            f"({', '.join(IMG_EXTENSIONS)}), e.g. {folder}/cat/0001.png"
-        ) from exc
-
-
-def load_imagefolder(
-    hp: Hyperparameters, data_dir: Path
-) -> tuple[Dataset[tuple[Tensor, int]], Dataset[tuple[Tensor, int]], Sequence[str]]:
-    """(train, val, class names) from `data_dir/hp.dataset_path`.
-
-    With `train/` and `val/` sub-folders they are the two splits; otherwise the
-    folder itself is split with `val_fraction`.
-    """
-    assert hp.dataset_path is not None  # enforced by Hyperparameters
-    root = Path(os.path.realpath(data_dir))
-    if not root.is_dir():
-        raise DataError(f"the data folder {data_dir} does not exist on this worker")
-    target = Path(os.path.realpath(root / hp.dataset_path))
-    if not target.is_relative_to(root):
-        raise DataError(
-            f"dataset_path {hp.dataset_path!r} leads to {target}, outside the data folder {root}; "
-            "copy the images into the data folder instead of linking to them"
-        )
-    if not target.is_dir():
-        raise DataError(
-            f"dataset_path {hp.dataset_path!r} does not exist: create {root / hp.dataset_path}/ "
-            "with one sub-folder of images per class (or train/ and val/ folders laid out that way)"
-        )
-    size = hp.image_size or DEFAULT_IMAGEFOLDER_SIZE
-    steps: list[object] = [transforms.Resize((size, size)), transforms.ToTensor()]
-    if hp.pretrained:
-        # Pretrained backbones expect the statistics they were trained with.
-        steps.append(transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD))
-    transform = transforms.Compose(steps)
-
-    train_dir, val_dir = target / "train", target / "val"
-    if train_dir.is_dir() and val_dir.is_dir():
-        train = _image_folder(train_dir, root, transform)
-        val = _image_folder(val_dir, root, transform)
-        if train.classes != val.classes:
-            only_train = sorted(set(train.classes) - set(val.classes))
-            only_val = sorted(set(val.classes) - set(train.classes))
-            raise DataError(
-                f"{train_dir} and {val_dir} must hold the same class folders; "
-                f"only in train: {only_train or 'none'}, only in val: {only_val or 'none'}"
-            )
-        logger.info("imagefolder %s: %d train, %d val images", target, len(train), len(val))
-        return train, val, train.classes
-
-    full = _image_folder(target, root, transform)
-    train_index, val_index = split_indices(len(full), hp.val_fraction, hp.seed)
-    logger.info("imagefolder %s: %d images split %d/%d", target, len(full), len(train_index), len(val_index))
-    return Subset(full, train_index.tolist()), Subset(full, val_index.tolist()), full.classes

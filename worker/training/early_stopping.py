@@ -28,13 +28,20 @@ class EarlyStopping:
 
     `mode` is "min" for losses, "max" for accuracies. With `patience` None it never
     says stop but still tracks its state, so the checkpoint keys stay constant.
+    It never says stop before `min_epochs` epochs, however long the metric has stalled.
     Call `step` once per epoch, in order from epoch 1.
     """
 
     def __init__(
-        self, patience: int | None, min_delta: float = 0.0, mode: Mode = "min", metric: str = "val_loss"
+        self,
+        patience: int | None,
+        min_delta: float = 0.0,
+        mode: Mode = "min",
+        metric: str = "val_loss",
+        min_epochs: int = 0,
     ) -> None:
         self.patience = patience
+        self.min_epochs = min_epochs
         self.min_delta = min_delta
         self.mode: Mode = mode
         self.metric = metric
@@ -50,7 +57,7 @@ class EarlyStopping:
             self.best, self.best_epoch, self.bad_epochs = value, self.epochs_seen, 0
             return None
         self.bad_epochs += 1
-        if self.patience is None or self.bad_epochs < self.patience:
+        if self.patience is None or self.bad_epochs < self.patience or self.epochs_seen < self.min_epochs:
             return None
         return (
             f"{self.metric} did not improve by more than {self.min_delta:g} for {self.bad_epochs} epochs "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .distributed import Ranks
 from .loaders import Loader
 from .optim import LRSchedule
 from .runtime import Autocast
@@ -56,6 +58,25 @@ class EpochProgress:
             "seconds": self.seconds,
         }
 
+    def summed(self, ranks: Ranks) -> EpochProgress:
+        """A copy whose totals are all ranks' together (every rank must call it)."""
+        loss_sum, correct, samples = all_ranks(ranks, self.loss_sum, self.correct, self.samples)
+        return dataclasses.replace(
+            self,
+            loss_sum=self.loss_sum.new_tensor(loss_sum),
+            correct=self.correct.new_tensor(correct),
+            samples=samples,
+        )
+
+    def emptied(self) -> EpochProgress:
+        """The same point of the epoch with no totals: a rank's share once rank 0 holds the sum."""
+        return dataclasses.replace(
+            self,
+            loss_sum=torch.zeros_like(self.loss_sum),
+            correct=torch.zeros_like(self.correct),
+            samples=0,
+        )
+
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], batches_done: int, device: torch.device) -> EpochProgress:
         return cls(
@@ -81,6 +102,7 @@ def train_one_epoch(
     grad_clip_norm: float | None,
     on_batch: Callable[[int], bool],
     progress: EpochProgress,
+    ranks: Ranks,
 ) -> EpochStats | None:
     """Train on what `loader` serves, adding to `progress`; None when stopped before the last batch.
 
@@ -88,7 +110,8 @@ def train_one_epoch(
     Loader.set_epoch). `on_batch(batches_done)` runs after every batch; when it
     returns True and batches remain, the epoch stops there and `progress` holds
     how far it got. Loss and accuracy accumulate on the device and are read once
-    at the end, so the GPU never waits for the host in the middle of an epoch.
+    at the end, so the GPU never waits for the host in the middle of an epoch; the
+    stats returned are those of all ranks together.
     """
     model.train()
     start = time.perf_counter()
@@ -113,19 +136,38 @@ def train_one_epoch(
         if on_batch(progress.batches_done) and progress.batches_done < num_batches:
             break
     # Reading the totals waits for the device, so the time taken after it is true.
-    total_loss, total_correct = progress.loss_sum.item(), progress.correct.item()
+    progress.loss_sum.item()
     progress.seconds += time.perf_counter() - start
     if progress.batches_done < num_batches:
         return None
-    samples = progress.samples
+    total_loss, total_correct, samples = all_ranks(
+        ranks, progress.loss_sum, progress.correct, progress.samples
+    )
     return EpochStats(total_loss / samples, total_correct / samples, samples, progress.seconds)
+
+
+def all_ranks(ranks: Ranks, loss_sum: Tensor, correct: Tensor, samples: int) -> tuple[float, int, int]:
+    """(loss sum, correct, samples) over all ranks, as Python numbers."""
+    if not ranks.distributed:
+        return loss_sum.item(), int(correct.item()), samples
+    totals = torch.stack(
+        [loss_sum.double(), correct.double(), loss_sum.new_tensor(samples, dtype=torch.float64)]
+    )
+    loss, right, count = ranks.sum_(totals).tolist()
+    return loss, int(right), int(count)
 
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader: Loader, *, device: torch.device, criterion: nn.Module, autocast: Autocast
+    model: nn.Module,
+    loader: Loader,
+    *,
+    device: torch.device,
+    criterion: nn.Module,
+    autocast: Autocast,
+    ranks: Ranks,
 ) -> tuple[float, float]:
-    """(mean loss, accuracy) over `loader` in eval mode."""
+    """(mean loss, accuracy) over `loader` in eval mode, over every rank's shard of it."""
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -137,4 +179,5 @@ def evaluate(
         loss_sum += loss.float() * labels.shape[0]
         correct += (logits.argmax(dim=1) == labels).sum()
         samples += labels.shape[0]
-    return loss_sum.item() / samples, correct.item() / samples
+    total_loss, total_correct, total = all_ranks(ranks, loss_sum, correct, samples)
+    return total_loss / total, total_correct / total

@@ -7,6 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+from app.contract import FailureReason
+
 # No space, a file over the size limit, a quota: the machine's failures, not the job's.
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
@@ -14,37 +16,41 @@ DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 class TrainingError(Exception):
     """A training run failed in a way worth telling the job's owner about."""
 
-    reason: str = "training_error"
+    reason: FailureReason = FailureReason.training_error
 
 
 class ConfigError(TrainingError):
     """The hyperparameters ask for something this machine cannot do."""
 
-    reason = "invalid_config"
+    reason = FailureReason.invalid_config
 
 
 class DataError(TrainingError):
     """The dataset is missing, unreadable or outside the data folder."""
 
-    reason = "data_error"
+    reason = FailureReason.data_error
 
 
 class NonFiniteLossError(TrainingError):
     """Training diverged: a loss became NaN or infinite."""
 
-    reason = "nan_loss"
+    reason = FailureReason.nan_loss
 
 
 class CheckpointError(TrainingError):
     """A checkpoint file cannot be read back or does not fit the job."""
 
-    reason = "checkpoint_error"
+    reason = FailureReason.checkpoint_error
+
+
+class ExportError(TrainingError):
+    """An exported file does not compute what the trained model computes."""
 
 
 class DiskFullError(TrainingError):
     """A write failed for want of disk space: the machine's failure, retried like a lost worker."""
 
-    reason = "disk_full"
+    reason = FailureReason.disk_full
 
     def __init__(self, folder: Path | None, cause: OSError) -> None:
         if folder is None and cause.filename is not None:

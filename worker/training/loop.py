@@ -14,21 +14,13 @@ from torch import nn
 from app.hyperparameters import Hyperparameters
 
 from .checkpoint import write_checkpoint, write_resume_checkpoint
+from .distributed import ONE_RANK, Ranks
 from .early_stopping import is_better
 from .epoch import EpochProgress, evaluate
 from .errors import NonFiniteLossError
-from .events import Callbacks, CheckpointInfo, EpochMetrics, NullCallbacks, RunInfo, TrainingOutcome
+from .finish import evaluate_best
+from .reports import Callbacks, CheckpointInfo, EpochMetrics, RunInfo, TrainingOutcome
 from .session import Session, start_session
-
-__all__ = [
-    "Callbacks",
-    "CheckpointInfo",
-    "EpochMetrics",
-    "NullCallbacks",
-    "RunInfo",
-    "TrainingOutcome",
-    "run_training",
-]
 
 logger = logging.getLogger(__name__)
 
@@ -62,18 +54,29 @@ class _BatchHook:
         return self.stop_seen
 
 
-def _save(session: Session, checkpoint_dir: Path, epoch: int, is_best: bool) -> CheckpointInfo:
-    path, size, sha256 = write_checkpoint(session.state_dict(epoch), checkpoint_dir, epoch)
-    logger.info("epoch %d: checkpoint %s (%d bytes%s)", epoch, path, size, ", best" if is_best else "")
-    return CheckpointInfo(epoch=epoch, path=path, size_bytes=size, sha256=sha256, is_best=is_best)
+def _save(session: Session, checkpoint_dir: Path, epoch: int, is_best: bool) -> CheckpointInfo | None:
+    """Rank 0 writes the checkpoint (None on other ranks); every rank goes on once it is written."""
+    state = session.state_dict(epoch)
+    info = None
+    if session.ranks.is_main:
+        path, size, sha256 = write_checkpoint(state, checkpoint_dir, epoch)
+        logger.info("epoch %d: checkpoint %s (%d bytes%s)", epoch, path, size, ", best" if is_best else "")
+        info = CheckpointInfo(epoch=epoch, path=path, size_bytes=size, sha256=sha256, is_best=is_best)
+    session.ranks.barrier()
+    return info
 
 
-def _save_resume(session: Session, checkpoint_dir: Path, epoch: int, progress: EpochProgress) -> Path:
-    path, size, _ = write_resume_checkpoint(session.state_dict(epoch - 1, progress), checkpoint_dir)
-    logger.info(
-        "stop requested in epoch %d after batch %d of %d: resume checkpoint %s (%d bytes)",
-        epoch, progress.batches_done, len(session.data.train), path, size,
-    )  # fmt: skip
+def _save_resume(session: Session, checkpoint_dir: Path, epoch: int, progress: EpochProgress) -> Path | None:
+    """Rank 0 writes the resume checkpoint (None on other ranks), as _save does."""
+    state = session.state_dict(epoch - 1, progress)
+    path = None
+    if session.ranks.is_main:
+        path, size, _ = write_resume_checkpoint(state, checkpoint_dir)
+        logger.info(
+            "stop requested in epoch %d after batch %d of %d: resume checkpoint %s (%d bytes)",
+            epoch, progress.batches_done, len(session.data.train), path, size,
+        )  # fmt: skip
+    session.ranks.barrier()
     return path
 
 
@@ -90,7 +93,9 @@ def run_training(
     checkpoint_dir: Path,
     callbacks: Callbacks,
     resume_from: Path | None = None,
+    init_from: Path | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    ranks: Ranks = ONE_RANK,
 ) -> TrainingOutcome:
     """Train as `hp` says, reporting through `callbacks`; resume from a checkpoint when given.
 
@@ -101,12 +106,22 @@ def run_training(
     after an epoch's last batch lets that epoch finish and checkpoint, whatever
     checkpoint_every says. A stop seen mid-epoch writes checkpoint_dir/resume.pt,
     returned as the outcome's resume_checkpoint and never reported through
-    on_checkpoint: `resume_from` it, and the run goes on from the next batch of
+    on_epoch_end: `resume_from` it, and the run goes on from the next batch of
     that epoch, ending bit for bit where an uninterrupted run would on the CPU.
     `resume_from` accepts either kind of file; which one is current is the caller's
-    to know, as the next epoch checkpoint makes a resume file stale.
+    to know, as the next epoch checkpoint makes a resume file stale. `init_from`: the checkpoint
+    file hp.init_from names, whose weights a run that does not resume starts from.
+
+    In a multi-device run every rank calls this with its `ranks`: the metrics are all
+    ranks' together, rank 0 alone writes checkpoints (the others see None), and a stop
+    that `should_stop` tells any rank stops all of them at the same batch.
     """
-    session = start_session(hp, data_dir=Path(data_dir), resume_from=resume_from)
+    session = start_session(
+        hp, data_dir=Path(data_dir), resume_from=resume_from, init_from=init_from, ranks=ranks
+    )
+    if ranks.distributed:
+        asked = should_stop
+        should_stop = lambda: ranks.any(asked())  # noqa: E731
     data, model, device = session.data, session.model, session.device
     batches = len(data.train)
     callbacks.on_start(
@@ -118,6 +133,8 @@ def run_training(
             val_samples=data.val_samples,
             batches_per_epoch=batches,
             start_epoch=session.start_epoch,
+            dataset=data.info,
+            warm_start=session.warm_start,
         )
     )
     if should_stop():
@@ -136,11 +153,11 @@ def run_training(
         on_batch.epoch = epoch
         seconds_before = progress.seconds  # spent on this epoch by the run that wrote resume.pt
         epoch_start = time.perf_counter()
-        stats = session.train_epoch(train_criterion, on_batch=on_batch, progress=progress)
+        stats = session.train_epoch(train_criterion, epoch=epoch, on_batch=on_batch, progress=progress)
         if stats is None:
             return _interrupted(session, epoch - 1, _save_resume(session, checkpoint_dir, epoch, progress))
         val_loss, val_accuracy = evaluate(
-            model, data.val, device=device, criterion=val_criterion, autocast=session.autocast
+            model, data.val, device=device, criterion=val_criterion, autocast=session.autocast, ranks=ranks
         )
         duration = seconds_before + time.perf_counter() - epoch_start
         if not (math.isfinite(stats.loss) and math.isfinite(val_loss)):
@@ -164,23 +181,42 @@ def run_training(
             epoch, hp.epochs, stats.loss, stats.accuracy, val_loss, val_accuracy, metrics.learning_rate,
             duration,
         )  # fmt: skip
-        callbacks.on_epoch_end(metrics)
-
         monitored = val_loss if hp.monitor == "val_loss" else val_accuracy
         session.schedule.after_epoch(monitored)
         is_best = is_better(monitored, session.best_metric, session.mode)
         if is_best:
             session.best_metric, session.best_epoch = monitored, epoch
+            session.keep_best_weights()
         reason = session.early_stopping.step(monitored)
         stop_requested = reason is None and (on_batch.stop_seen or should_stop())
         # A stopped run always leaves a checkpoint of the epoch it ends on, so nothing finished is lost.
         is_last = epoch == hp.epochs or reason is not None or stop_requested
+        checkpoint = None
         if is_best or is_last or epoch % hp.checkpoint_every == 0:
-            callbacks.on_checkpoint(_save(session, checkpoint_dir, epoch, is_best))
+            checkpoint = _save(session, checkpoint_dir, epoch, is_best)
+        # Reported with its checkpoint: a consumer stores both at once, with nothing to join later.
+        callbacks.on_epoch_end(metrics, checkpoint)
         if reason is not None:
             logger.info("early stopping after epoch %d: %s", epoch, reason)
-            return TrainingOutcome("early_stopped", epoch, reason, session.best_epoch, session.best_metric)
+            return _finished(session, checkpoint_dir, epoch, reason)
         if stop_requested:
             logger.info("stop requested after epoch %d", epoch)
             return _interrupted(session, epoch)
-    return TrainingOutcome("completed", epoch, None, session.best_epoch, session.best_metric)
+    return _finished(session, checkpoint_dir, epoch)
+
+
+def _finished(
+    session: Session, checkpoint_dir: Path, epoch: int, early_stop_reason: str | None = None
+) -> TrainingOutcome:
+    """A run that ended by itself: its best epoch evaluated per class and exported."""
+    evaluated = evaluate_best(session, checkpoint_dir, epoch)
+    return TrainingOutcome(
+        "early_stopped" if early_stop_reason else "completed",
+        epoch,
+        early_stop_reason,
+        session.best_epoch,
+        session.best_metric,
+        val_metrics=evaluated.val,
+        test_metrics=evaluated.test,
+        exports=evaluated.exports,
+    )

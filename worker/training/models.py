@@ -16,7 +16,7 @@ import torch
 import torchvision
 from torch import nn
 
-from app.hyperparameters import TORCHVISION_MODELS, Hyperparameters
+from app.hyperparameters import TORCHVISION_MODELS, ModelName
 
 from .errors import ConfigError
 
@@ -146,8 +146,20 @@ def _pretrained(model_name: str, num_classes: int, in_channels: int) -> nn.Modul
     return model
 
 
-def build_model(hp: Hyperparameters, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
-    """The model `hp` asks for, with `num_classes` outputs, for in_channels x image_size^2 inputs."""
-    if hp.pretrained:
-        return _pretrained(hp.model, num_classes, in_channels)
-    return build_architecture(hp.model, num_classes, in_channels, image_size)
+def build_model(
+    name: ModelName, *, pretrained: bool, num_classes: int, in_channels: int, image_size: int
+) -> nn.Module:
+    """The model `name`, with `num_classes` outputs, for in_channels x image_size^2 inputs;
+    starting from ImageNet weights (TORCH_HOME's file) when `pretrained`."""
+    if pretrained:
+        return _pretrained(name, num_classes, in_channels)
+    return build_architecture(name, num_classes, in_channels, image_size)
+
+
+def head_parameter_names(model: nn.Module) -> frozenset[str]:
+    """The classifier head's state-dict keys: those of the last Linear layer, which maps features to
+    classes in every model built here (small_cnn's and mlp's last layer, resnet18's fc,
+    mobilenet_v3_small's classifier.3, efficientnet_b0's classifier.1). A warm start replaces it
+    when the class count differs; freeze_backbone trains it alone."""
+    last = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1]
+    return frozenset(f"{last}.{key}" for key in model.get_submodule(last).state_dict())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch.optim import lr_scheduler
@@ -11,16 +11,21 @@ from torch.optim import lr_scheduler
 from app.hyperparameters import Hyperparameters
 
 
-def build_optimizer(hp: Hyperparameters, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    # Fused kernels update every parameter in one pass (CPU and CUDA) instead of a Python
-    # loop of small ops per tensor, which the default picks on the CPU.
-    if hp.optimizer == "adam":
-        return torch.optim.Adam(params, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=True)
-    if hp.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=True)
-    return torch.optim.SGD(
-        params, lr=hp.learning_rate, momentum=hp.momentum, weight_decay=hp.weight_decay, fused=True
-    )
+def build_optimizer(
+    name: Literal["adam", "adamw", "sgd"],
+    params: Iterable[torch.nn.Parameter],
+    *,
+    learning_rate: float,
+    weight_decay: float,
+    momentum: float,
+) -> torch.optim.Optimizer:
+    """`momentum` is SGD's only. Fused kernels update every parameter in one pass (CPU and CUDA)
+    instead of a Python loop of small ops per tensor, which the default picks on the CPU."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=learning_rate, weight_decay=weight_decay, fused=True)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay, fused=True)
+    return torch.optim.SGD(params, lr=learning_rate, momentum=momentum, weight_decay=weight_decay, fused=True)
 
 
 class LRSchedule:

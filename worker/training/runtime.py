@@ -11,8 +11,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from app.hyperparameters import Hyperparameters
-
 from .errors import ConfigError
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -21,20 +19,20 @@ _PRECISION: dict[str, Precision] = {"off": "fp32", "bf16": "bf16", "fp16": "fp16
 _DTYPE: dict[Precision, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def resolve_device(hp: Hyperparameters) -> torch.device:
-    """hp.device made concrete; "auto" prefers CUDA."""
+def resolve_device(requested: Literal["auto", "cpu", "cuda"]) -> torch.device:
+    """The `device` hyperparameter made concrete; "auto" prefers CUDA."""
     cuda = torch.cuda.is_available()
-    if hp.device == "cuda" and not cuda:
+    if requested == "cuda" and not cuda:
         raise ConfigError(
             'device "cuda" was requested but this worker has no usable CUDA GPU; use "auto" or "cpu"'
         )
-    if hp.device == "cpu" or not cuda:
+    if requested == "cpu" or not cuda:
         return torch.device("cpu")
     return torch.device("cuda", torch.cuda.current_device())
 
 
-def resolve_precision(hp: Hyperparameters, device: torch.device) -> Precision:
-    precision = _PRECISION[hp.amp]
+def resolve_precision(amp: Literal["off", "bf16", "fp16"], device: torch.device) -> Precision:
+    precision = _PRECISION[amp]
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("amp 'fp16' needs CUDA; use bf16 on CPU")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -54,17 +52,18 @@ def make_grad_scaler(device: torch.device, precision: Precision) -> torch.amp.Gr
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
-def configure_kernels(hp: Hyperparameters, device: torch.device) -> None:
+def configure_kernels(*, deterministic: bool, device: torch.device) -> None:
     """cuDNN picks the fastest convolution algorithms for the run's shapes, unless the job wants
     the same result every run; then only deterministic kernels (a warning where none exists)."""
-    torch.backends.cudnn.benchmark = device.type == "cuda" and not hp.deterministic
-    torch.backends.cudnn.deterministic = hp.deterministic
-    torch.use_deterministic_algorithms(hp.deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
-def uses_channels_last(hp: Hyperparameters, device: torch.device, model: torch.nn.Module) -> bool:
-    """channels_last speeds up convolutions on CUDA (tensor cores want NHWC); MLPs gain nothing."""
-    wanted = hp.channels_last if hp.channels_last is not None else device.type == "cuda"
+def uses_channels_last(requested: bool | None, device: torch.device, model: torch.nn.Module) -> bool:
+    """channels_last speeds up convolutions on CUDA (tensor cores want NHWC); MLPs gain nothing.
+    `requested` is the job's channels_last: None lets the device decide."""
+    wanted = requested if requested is not None else device.type == "cuda"
     return wanted and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 
 

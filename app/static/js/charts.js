@@ -50,8 +50,10 @@ function yDomain(values, { yMin, yMax }) {
   return high > low ? [low, high] : [low - 1, high + 1];
 }
 
-// series: [{key, label, className}]; rows: metric rows ordered by epoch. The root element's
-// data-points attribute counts the epochs drawn, for the tests and anyone scripting the page.
+// series: [{key, label, className}]; rows: metric rows ordered by epoch. A series is drawn through
+// the rows that have a number for its key, so series of different lengths (jobs compared) share a
+// chart. The root element's data-points attribute counts the epochs drawn, for the tests and anyone
+// scripting the page.
 export class LineChart {
   constructor({ title, testId, series, format = formatNumber, yMin, yMax }) {
     this.series = series;
@@ -77,7 +79,7 @@ export class LineChart {
     this.plot.replaceChildren();
     const right = WIDTH - MARGIN.right;
     const bottom = HEIGHT - MARGIN.bottom;
-    const values = rows.flatMap((row) => this.series.map((s) => row[s.key]));
+    const values = rows.flatMap((row) => this.series.map((s) => row[s.key])).filter(Number.isFinite);
     if (values.length === 0) {
       this.plot.append(
         svg("text", { x: WIDTH / 2, y: HEIGHT / 2, class: "chart-empty" }, "waiting for the first epoch"),
@@ -104,10 +106,11 @@ export class LineChart {
       svg("text", { x: right, y: HEIGHT - 2, class: "axis-label" }, "epoch"),
     );
     for (const s of this.series) {
-      const points = rows.map((row) => `${x(row.epoch).toFixed(1)},${y(row[s.key]).toFixed(1)}`);
+      const drawn = rows.filter((row) => Number.isFinite(row[s.key]));
+      const points = drawn.map((row) => `${x(row.epoch).toFixed(1)},${y(row[s.key]).toFixed(1)}`);
       this.plot.append(svg("polyline", { points: points.join(" "), class: `line ${s.className}` }));
-      if (rows.length > MAX_MARKED_POINTS) continue;
-      for (const row of rows) {
+      if (drawn.length > MAX_MARKED_POINTS) continue;
+      for (const row of drawn) {
         const dot = svg("circle", { cx: x(row.epoch), cy: y(row[s.key]), r: 3, class: `dot ${s.className}` });
         dot.append(svg("title", {}, `${s.label}, epoch ${row.epoch}: ${this.format(row[s.key])}`));
         this.plot.append(dot);

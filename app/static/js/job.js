@@ -1,12 +1,17 @@
 // One job's page: first painted from GET /jobs/{id}, then kept live by its event stream.
 import { ApiError, AuthRequired, json, readJson, request } from "./api.js";
-import { age, duration, h, percent, progressBar, setProgress, statusBadge } from "./dom.js";
+import { age, bytes, duration, h, percent, progressBar, setProgress, statusBadge } from "./dom.js";
 import { followEvents } from "./events.js";
+import { deleteCheckpoint, jobActions } from "./jobedit.js";
+import { backToJobs } from "./listfilters.js";
 import { checkpointHead, checkpointRow, field, hyperparameterList, jobCharts } from "./panels.js";
+import { datasetText, queueText, resourcesText, resultPanels, stopText } from "./results.js";
 
 const LOG_TAIL_LINES = 200;
 const MAX_LOG_LINES = 2000;
 const ACTIVE = new Set(["queued", "running"]);
+// The queue moves as other jobs start or leave, which this job's stream does not tell.
+const QUEUE_REFRESH_MS = 5000;
 
 export async function showJob(container, jobId, signal) {
   let job;
@@ -29,6 +34,8 @@ export async function showJob(container, jobId, signal) {
   const progress = progressBar(job.progress, "job-progress");
   const summary = h("dl", { class: "summary" });
   const problem = h("div", { class: "error-box", "data-testid": "job-error", hidden: true });
+  const waiting = h("div", { class: "waiting-box", "data-testid": "job-waiting", hidden: true });
+  const results = h("section", { class: "results", "data-testid": "job-results" });
   const streamState = h("span", { class: "stream-state", "data-testid": "stream-state" });
   // data-state (connecting, live, reconnecting, ended, failed) says where the stream is, for scripts.
   function showStream(state, message) {
@@ -38,22 +45,31 @@ export async function showJob(container, jobId, signal) {
   const checkpoints = h("tbody");
   const log = h("pre", { class: "log", "data-testid": "job-log" });
   const hyperparameters = hyperparameterList(job.hyperparameters);
+  const { actionError, edit, remove, showActionError, sweepLink } = jobActions(job, {
+    signal,
+    onSaved: () => refresh(),
+  });
 
   container.replaceChildren(
     h(
       "header",
       { class: "job-header" },
-      h("a", { href: "#/", class: "back", "data-testid": "back-to-jobs", text: "← All jobs" }),
+      backToJobs(),
       h("h2", { "data-testid": "job-title", text: job.name ?? "Unnamed job" }),
       h("code", { class: "mono", text: job.id }),
       status,
       streamState,
+      sweepLink,
       cancel,
+      remove,
     ),
+    actionError,
     h("div", { class: "progress-row" }, progress),
     summary,
+    waiting,
     problem,
     h("section", { class: "charts" }, ...charts.map((chart) => chart.element)),
+    results,
     h(
       "section",
       { class: "columns" },
@@ -68,7 +84,12 @@ export async function showJob(container, jobId, signal) {
         ),
         h("div", { class: "panel" }, h("h3", { text: "Log" }), log),
       ),
-      h("div", { class: "panel" }, h("h3", { text: "Hyperparameters" }), hyperparameters),
+      h(
+        "div",
+        { class: "stack" },
+        edit.element,
+        h("div", { class: "panel" }, h("h3", { text: "Hyperparameters" }), hyperparameters),
+      ),
     ),
   );
 
@@ -91,9 +112,18 @@ export async function showJob(container, jobId, signal) {
       ...field("Best val accuracy", bestText, "best-val-accuracy"),
       ...field("Runtime", duration(job.runtime_seconds), "job-runtime"),
       ...field("Attempts", `${job.attempts} of ${job.max_attempts}`, "job-attempts"),
+      ...field("Priority", String(job.priority ?? 0), "job-priority"),
+      ...field("Queue", queueText(job), "job-queue"),
+      ...field("Disk", bytes(job.disk_bytes ?? 0), "job-disk"),
       ...field("Device", [job.device, job.precision].filter(Boolean).join(", ") || "–", "job-device"),
+      ...field("Needs", resourcesText(job), "job-resources"),
+      ...field("Stopped", stopText(job), "job-stop-reason"),
+      ...field("Dataset", datasetText(job), "job-dataset"),
       ...field("Created", age(job.created_at), "job-created"),
     );
+    // Only GET /jobs/{id} says why a job waits; once it runs, the reason is stale.
+    waiting.hidden = !(job.status === "queued" && job.waiting_reason);
+    waiting.textContent = waiting.hidden ? "" : `Waiting: ${job.waiting_reason}`;
     problem.hidden = job.error === null;
     if (job.error !== null) {
       problem.replaceChildren(
@@ -102,8 +132,16 @@ export async function showJob(container, jobId, signal) {
         h("span", { "data-testid": "job-error-message", text: job.error.message }),
       );
     }
+    edit.update(job);
+    results.replaceChildren(...resultPanels(job, (error) => showError(error.message)));
+    const removeCheckpoint = (checkpoint) => {
+      if (!window.confirm(`Delete the checkpoint of epoch ${checkpoint.epoch}?`)) return;
+      deleteCheckpoint(checkpoint, signal).then(refresh, showActionError);
+    };
     checkpoints.replaceChildren(
-      ...job.checkpoints.map((checkpoint) => checkpointRow(checkpoint, (error) => showError(error.message))),
+      ...job.checkpoints.map((checkpoint) =>
+        checkpointRow(checkpoint, (error) => showError(error.message), removeCheckpoint),
+      ),
     );
     if (job.checkpoints.length === 0) {
       checkpoints.append(h("tr", {}, h("td", { colspan: 5, class: "notice", text: "No checkpoint yet." })));
@@ -189,6 +227,10 @@ export async function showJob(container, jobId, signal) {
   };
 
   render();
+  const queueTimer = setInterval(() => {
+    if (job.status === "queued") refresh();
+  }, QUEUE_REFRESH_MS);
+  signal.addEventListener("abort", () => clearInterval(queueTimer));
   let startAfter = null;
   try {
     const response = await request(`/jobs/${encodeURIComponent(jobId)}/logs?tail=${LOG_TAIL_LINES}`, { signal });

@@ -7,7 +7,8 @@ export function field(label, value, testId) {
   return [h("dt", { text: label }), h("dd", { "data-testid": testId, text: value })];
 }
 
-export function checkpointRow(checkpoint, onError) {
+// `onDelete(checkpoint)`: the row's delete action, offered on every checkpoint but the best.
+export function checkpointRow(checkpoint, onError, onDelete) {
   const save = h("button", {
     type: "button",
     class: "link",
@@ -22,7 +23,20 @@ export function checkpointRow(checkpoint, onError) {
     h("td", {}, checkpoint.is_best ? h("span", { class: "tag", text: "best" }) : null),
     h("td", { class: "num", text: bytes(checkpoint.size_bytes) }),
     h("td", {}, h("code", { class: "sha", "data-testid": "checkpoint-sha256", text: checkpoint.sha256 })),
-    h("td", {}, save),
+    h(
+      "td",
+      { class: "actions" },
+      save,
+      checkpoint.is_best
+        ? null
+        : h("button", {
+            type: "button",
+            class: "link danger-link",
+            "data-testid": "checkpoint-delete",
+            text: "delete",
+            onclick: () => onDelete(checkpoint),
+          }),
+    ),
   );
 }
 
@@ -63,12 +77,18 @@ export function checkpointHead() {
   );
 }
 
+function hyperparameterText(value) {
+  if (value === null) return "–";
+  if (Array.isArray(value)) return value.join(", ");
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
 export function hyperparameterList(hyperparameters) {
   return h(
     "dl",
     { class: "hyperparameters", "data-testid": "hyperparameters" },
     ...Object.entries(hyperparameters).flatMap(([name, value]) =>
-      field(name, value === null ? "–" : String(value), `hp-${name}`),
+      field(name, hyperparameterText(value), `hp-${name}`),
     ),
   );
 }

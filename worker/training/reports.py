@@ -6,6 +6,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from app.contract import DatasetInfo, EpochMetrics, EvaluationMetrics, ExportFormat, WarmStart
+
+__all__ = [
+    "Callbacks",
+    "CheckpointInfo",
+    "EpochMetrics",
+    "ExportInfo",
+    "NullCallbacks",
+    "RunInfo",
+    "TrainingOutcome",
+]
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -18,18 +30,8 @@ class RunInfo:
     val_samples: int
     batches_per_epoch: int
     start_epoch: int  # 1 for a fresh run, else the checkpoint's epoch + 1 (the one a resume file continues)
-
-
-@dataclass(frozen=True)
-class EpochMetrics:
-    epoch: int  # 1-based
-    train_loss: float
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
-    learning_rate: float  # in effect at the start of this epoch's training (onecycle: its first batch)
-    duration_seconds: float  # training + validation wall time
-    samples_per_second: float  # training samples / training wall time
+    dataset: DatasetInfo | None = None
+    warm_start: WarmStart | None = None  # what init_from loaded
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,15 @@ class CheckpointInfo:
 
 
 @dataclass(frozen=True)
+class ExportInfo:
+    name: str  # the file's name, as GET /jobs/{id}/exports/{name} takes it
+    format: ExportFormat
+    path: Path  # absolute
+    size_bytes: int
+    sha256: str  # hex
+
+
+@dataclass(frozen=True)
 class TrainingOutcome:
     status: Literal["completed", "early_stopped", "interrupted"]
     epochs_completed: int  # the last epoch finished
@@ -51,6 +62,11 @@ class TrainingOutcome:
     # Absolute path of the resume checkpoint a mid-epoch stop wrote (status "interrupted" only);
     # None when the run stopped at an epoch's end, whose epoch checkpoint is then the latest state.
     resume_checkpoint: Path | None = None
+    # A run that ended by itself: its best epoch's model on the validation and test splits,
+    # and the files exported from it.
+    val_metrics: EvaluationMetrics | None = None
+    test_metrics: EvaluationMetrics | None = None
+    exports: tuple[ExportInfo, ...] = ()
 
 
 class Callbacks(Protocol):
@@ -59,9 +75,8 @@ class Callbacks(Protocol):
     def on_progress(self, epoch: int, fraction: float) -> None:
         """After every training batch; `fraction` of all the run's batches done, 0..1. Must be cheap."""
 
-    def on_epoch_end(self, metrics: EpochMetrics) -> None: ...
-
-    def on_checkpoint(self, info: CheckpointInfo) -> None: ...
+    def on_epoch_end(self, metrics: EpochMetrics, checkpoint: CheckpointInfo | None) -> None:
+        """After each epoch, with the checkpoint written at its end (None when none was)."""
 
 
 class NullCallbacks:
@@ -73,8 +88,5 @@ class NullCallbacks:
     def on_progress(self, epoch: int, fraction: float) -> None:
         pass
 
-    def on_epoch_end(self, metrics: EpochMetrics) -> None:
-        pass
-
-    def on_checkpoint(self, info: CheckpointInfo) -> None:
+    def on_epoch_end(self, metrics: EpochMetrics, checkpoint: CheckpointInfo | None) -> None:
         pass

@@ -22,8 +22,10 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from app.contract import FailureReason
 from app.db import read_session
-from app.models import Checkpoint, CheckpointPublic, EventKind, Job, JobEvent, JobStatus, MetricPublic
+from app.models import Checkpoint, EventKind, Job, JobEvent, JobStatus
+from app.schemas import CheckpointPublic, MetricPublic
 
 from .clock import database_time
 
@@ -43,7 +45,7 @@ def status_changed(
     job_id: str,
     status: JobStatus,
     attempt: int,
-    error: tuple[str, str] | None = None,
+    error: tuple[FailureReason, str] | None = None,
 ) -> None:
     """`error` is (reason, message) when a failure caused the change."""
     data: dict[str, Any] = {

@@ -12,8 +12,8 @@ from sse_starlette import EventSourceResponse
 from app.artifacts import job_dir
 from app.deps import EngineDep, JobDep, SettingsDep
 from app.logs import read_log
-from app.models import NOT_FOUND
-from app.queue import events
+from app.queue import outbox
+from app.schemas import JOB_LOOKUP
 from app.streams import Cursor, EventHub, job_stream
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -31,7 +31,7 @@ closes. The stream first replays the job's past events, or only those after the 
 @router.get(
     "/{job_id}/events",
     description=EVENTS_DESCRIPTION,
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **NOT_FOUND},
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **JOB_LOOKUP},
 )
 def job_events(
     job: JobDep,
@@ -60,7 +60,7 @@ def _resume_from(last_event_id: str | None, engine: Engine) -> Cursor:
         cursor = Cursor.parse(last_event_id)
     except ValueError:
         cursor = None
-    if cursor is None or cursor.event_id > events.last_event_id(engine):
+    if cursor is None or cursor.event_id > outbox.last_event_id(engine):
         detail = [
             {
                 "loc": ["header", "last-event-id"],
@@ -74,7 +74,7 @@ def _resume_from(last_event_id: str | None, engine: Engine) -> Cursor:
 
 @router.get(
     "/{job_id}/logs",
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **NOT_FOUND},
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **JOB_LOOKUP},
 )
 def job_logs(
     job: JobDep,

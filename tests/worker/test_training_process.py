@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.support.polling import wait_for
-from worker.runner import CappedFileHandler, LeaseClock, _in_trainq_terms, _watch_parent
-from worker.task import LEASE_EXPIRED_EXIT_CODE, PARENT_GONE_EXIT_CODE, LeaseRenewed, Stop, TrainingTask
+from worker.protocol import (
+    LEASE_EXPIRED_EXIT_CODE,
+    PARENT_GONE_EXIT_CODE,
+    LeaseClock,
+    LeaseRenewed,
+    Stop,
+    TrainingTask,
+)
+from worker.training_log import CappedFileHandler
+from worker.training_process import _in_trainq_terms, _watch_parent
 
 FAR_S = 600.0
 
@@ -35,8 +43,8 @@ def _busy_training_process(conn: Connection, lease_s: float) -> None:
     time.sleep(FAR_S)
 
 
-def _stoppable_training_process(conn: Connection, reply: Connection) -> None:
-    _, stop, lease = _watch(conn)
+def _stoppable_training_process(conn: Connection, reply: Connection, lease_s: float = FAR_S) -> None:
+    _, stop, lease = _watch(conn, lease_s)
     reply.send((stop.wait(timeout=30), lease.deadline))
 
 
@@ -87,6 +95,22 @@ def test_a_renewal_moves_the_lease_deadline_and_stop_sets_the_stop_flag() -> Non
     parent.send(LeaseRenewed(deadline=renewed))
     parent.send(Stop())
     assert reply_out.poll(30)
+    assert reply_out.recv() == (True, renewed)
+    process.join(30)
+    parent.close()
+
+
+def test_a_renewal_waiting_when_the_process_starts_counts_though_its_first_deadline_passed() -> None:
+    # torchrun's ranks take seconds to start; the renewals sent meanwhile wait in the connection.
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    reply_out, reply_in = ctx.Pipe(duplex=False)
+    renewed = time.monotonic() + FAR_S
+    parent.send(LeaseRenewed(deadline=renewed))
+    process = ctx.Process(target=_stoppable_training_process, args=(child, reply_in, -1.0))
+    process.start()
+    parent.send(Stop())
+    assert reply_out.poll(30), f"exit code {process.exitcode}"
     assert reply_out.recv() == (True, renewed)
     process.join(30)
     parent.close()

@@ -1,0 +1,63 @@
+"""Serving a job's files: ETag (the sha256 its row lists), If-None-Match, Range, a download name."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastapi import HTTPException, Request, Response
+from fastapi.responses import FileResponse
+
+from app.artifacts import job_dir
+from app.models import Job
+
+# One entity-tag of an If-None-Match list, weak or strong; the group is its opaque text.
+_ENTITY_TAG = re.compile(r'(?:W/)?"([^"]*)"')
+
+
+class ArtifactFile(FileResponse):
+    # Each chunk is one read in a worker thread and one trip through the ASGI stack: for files
+    # of hundreds of megabytes, Starlette's 64 KiB makes the server CPU-bound.
+    chunk_size = 1024 * 1024
+
+
+def artifact_response(
+    request: Request,
+    *,
+    artifacts_dir: Path,
+    job: Job,
+    file_name: str,
+    sha256: str,
+    download_name: str,
+    missing: str,
+) -> Response:
+    """The file a row of `job` lists (`file_name` relative to the job's folder), or 404 with
+    `missing` when it is gone or would lie outside the folder. Range requests get 206."""
+    folder = job_dir(artifacts_dir, job.id).resolve()
+    path = (folder / file_name).resolve()
+    if not path.is_relative_to(folder) or not path.is_file():
+        raise HTTPException(status_code=404, detail=missing)
+    etag = f'"{sha256}"'
+    if _not_modified(request.headers.getlist("if-none-match"), sha256):
+        return Response(status_code=304, headers={"ETag": etag})
+    return ArtifactFile(
+        path,
+        media_type="application/octet-stream",
+        filename=download_name,
+        headers={"ETag": etag, "Cache-Control": "private, max-age=0"},
+    )
+
+
+def download_stem(job: Job) -> str:
+    """The start of a downloaded file's name: the job's name made safe, and its id's first 8 characters."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", job.name or "job").strip("-.") or "job"
+    return f"{stem}-{job.id[:8]}"
+
+
+def _not_modified(if_none_match: list[str], opaque_tag: str) -> bool:
+    """RFC 9110 13.1.2: `*`, or any listed tag equal to ours under weak comparison (W/ ignored)."""
+    # Splitting at commas cannot cut our tag (a hex digest) nor make a fragment look like it.
+    elements = [element.strip() for value in if_none_match for element in value.split(",")]
+    if elements == ["*"]:
+        return True
+    return any((match := _ENTITY_TAG.fullmatch(element)) and match[1] == opaque_tag for element in elements)
