@@ -14,8 +14,7 @@ import httpx
 from tests.e2e.conftest import Service, running_service
 from tests.support.artifacts import unlisted_files
 from tests.support.cli import failed_with, trainq
-from tests.support.polling import wait_for
-from tests.support.processes import start_api
+from tests.support.processes import start_api, stop_when
 
 
 def checkpoint_files(service: Service, job_id: str) -> list[str]:
@@ -83,7 +82,13 @@ def test_an_api_killed_mid_delete_leaves_no_row_and_its_next_start_removes_the_f
 
         deleting = threading.Thread(target=lambda: _send_ignoring_errors(service, f"/jobs/{job_id}"))
         deleting.start()
-        wait_for(lambda: not _job_row_exists(service.state_dir, job_id), timeout_s=60, interval_s=0.002)
+        # Stopped the moment the rows are gone, it cannot have removed 40,000 files since.
+        stop_when(
+            service.api.pid,
+            lambda: not _job_row_exists(service.state_dir, job_id),
+            what="the job's rows to be deleted",
+            interval_s=0.002,
+        )
         service.api.process.kill()
         service.api.wait(timeout_s=10)
         deleting.join()

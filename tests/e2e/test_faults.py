@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -16,11 +15,16 @@ from tests.e2e.conftest import Service
 from tests.e2e.jobs import LONG_JOB, TINY_JOB
 from tests.support.artifacts import unlisted_files
 from tests.support.polling import wait_for
-from tests.support.processes import is_alive, training_pids
+from tests.support.processes import is_alive, stop_when, training_pids
 
 
 def metric_epochs(job: dict) -> list[int]:
     return [row["epoch"] for row in job["metrics"]]
+
+
+def mid_epoch_after_a_checkpoint(job: dict) -> bool:
+    epochs = job["hyperparameters"]["epochs"]
+    return len(job["checkpoints"]) >= 1 and job["progress"] > (len(job["metrics"]) + 0.1) / epochs
 
 
 def test_four_workers_drain_a_hundred_jobs_each_run_exactly_once(service: Service) -> None:
@@ -37,22 +41,6 @@ def test_four_workers_drain_a_hundred_jobs_each_run_exactly_once(service: Servic
     assert all("claimed by" in worker.log() for worker in workers)
 
 
-def freeze_when(
-    service: Service, job_id: str, trainer: int, condition: Callable[[dict], bool], what: str
-) -> None:
-    """Polls the job with its training process stopped (SIGSTOP), so that the state read is the
-    state its worker is killed in, however fast this machine trains; returns with it stopped."""
-
-    def frozen_state() -> bool:
-        os.kill(trainer, signal.SIGSTOP)
-        if condition(service.job(job_id)):
-            return True
-        os.kill(trainer, signal.SIGCONT)
-        return False
-
-    wait_for(frozen_state, timeout_s=120, interval_s=0.05, what=what)
-
-
 @pytest.mark.parametrize("kill_point", ["during an epoch", "right after a checkpoint"])
 def test_a_job_whose_worker_is_killed_is_resumed_by_another_after_its_latest_checkpoint(
     service: Service, kill_point: str
@@ -62,22 +50,18 @@ def test_a_job_whose_worker_is_killed_is_resumed_by_another_after_its_latest_che
         # Long epochs (seconds each), so that progress (written once a second) shows the middle of one.
         job_id = service.submit("killed", epochs=2, **{**LONG_JOB, "fake_samples": 20000})
         (trainer,) = wait_for(lambda: training_pids(first), timeout_s=60, what="a training process")
-        freeze_when(
-            service,
-            job_id,
+        stop_when(
             trainer,
-            lambda job: len(job["checkpoints"]) >= 1 and job["progress"] > (len(job["metrics"]) + 0.1) / 2,
-            "the job to be into an epoch after its first checkpoint",
+            lambda: mid_epoch_after_a_checkpoint(service.job(job_id)),
+            what="the job to be into an epoch after its first checkpoint",
         )
     else:
         job_id = service.submit("killed", epochs=4, **{**LONG_JOB, "fake_samples": 6000})
         (trainer,) = wait_for(lambda: training_pids(first), timeout_s=60, what="a training process")
-        freeze_when(
-            service,
-            job_id,
+        stop_when(
             trainer,
-            lambda job: max((c["epoch"] for c in job["checkpoints"]), default=0) >= 2,
-            "a second checkpoint",
+            lambda: max((c["epoch"] for c in service.job(job_id)["checkpoints"]), default=0) >= 2,
+            what="a second checkpoint",
         )
     first.process.kill()
     first.wait(timeout_s=10)
@@ -167,7 +151,7 @@ def test_a_training_process_killed_by_the_os_is_retried(service: Service) -> Non
     worker = service.start_worker()
     job_id = service.submit("oom-killed", epochs=3, **LONG_JOB)
     (trainer,) = wait_for(lambda: training_pids(worker), timeout_s=60, what="a training process")
-    freeze_when(service, job_id, trainer, lambda job: 0.05 < job["progress"] < 1, "training to start")
+    stop_when(trainer, lambda: 0.05 < service.job(job_id)["progress"] < 1, what="training to start")
     os.kill(trainer, signal.SIGKILL)
     job = service.wait_until_final(job_id, timeout_s=120)
     assert job["status"] == "succeeded"

@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -119,3 +119,17 @@ def is_alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return stat.split(") ")[-1][:1] != "Z"
+
+
+def stop_when(pid: int, condition: Callable[[], bool], *, what: str, interval_s: float = 0.05) -> None:
+    """Polls `condition` with process `pid` stopped (SIGSTOP), so that what it saw is still so when
+    this returns, with the process stopped, however fast the machine runs it; SIGCONT resumes it."""
+
+    def stopped_in_state() -> bool:
+        os.kill(pid, signal.SIGSTOP)
+        if condition():
+            return True
+        os.kill(pid, signal.SIGCONT)
+        return False
+
+    wait_for(stopped_in_state, timeout_s=120, interval_s=interval_s, what=what)
