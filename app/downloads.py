@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from fastapi.responses import FileResponse
@@ -19,6 +20,15 @@ class ArtifactFile(FileResponse):
     # Each chunk is one read in a worker thread and one trip through the ASGI stack: for files
     # of hundreds of megabytes, Starlette's 64 KiB makes the server CPU-bound.
     chunk_size = 1024 * 1024
+
+
+def file_responses(description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI's account of what artifact_response answers, for a route serving `description`."""
+    return {
+        200: {"content": {"application/octet-stream": {}}, "description": description},
+        206: {"content": {"application/octet-stream": {}}, "description": "A byte range of it."},
+        304: {"description": "If-None-Match matched the ETag."},
+    }
 
 
 def artifact_response(

@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from app import housekeeping, queue
 from app.deps import EngineDep, JobDep, SessionDep, SettingsDep
-from app.downloads import ArtifactFile, artifact_response, download_stem
+from app.downloads import ArtifactFile, artifact_response, download_stem, file_responses
 from app.models import Checkpoint, Job
 from app.schemas import CheckpointPublic, ErrorMessage
 
@@ -28,11 +28,7 @@ def list_checkpoints(job: JobDep, session: SessionDep) -> list[CheckpointPublic]
 @router.get(
     "/{ref}",
     response_class=ArtifactFile,
-    responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "The checkpoint file."},
-        206: {"content": {"application/octet-stream": {}}, "description": "A byte range of it."},
-        304: {"description": "If-None-Match matched the ETag."},
-    },
+    responses=file_responses("The checkpoint file."),
 )
 def download_checkpoint(
     ref: str, job: JobDep, session: SessionDep, settings: SettingsDep, request: Request

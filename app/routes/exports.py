@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from app.contract import ExportFile
 from app.deps import JobDep, SettingsDep
-from app.downloads import ArtifactFile, artifact_response, download_stem
+from app.downloads import ArtifactFile, artifact_response, download_stem, file_responses
 
 router = APIRouter(prefix="/jobs/{job_id}/exports", tags=["exports"])
 
@@ -15,11 +15,7 @@ router = APIRouter(prefix="/jobs/{job_id}/exports", tags=["exports"])
 @router.get(
     "/{name}",
     response_class=ArtifactFile,
-    responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "The exported file."},
-        206: {"content": {"application/octet-stream": {}}, "description": "A byte range of it."},
-        304: {"description": "If-None-Match matched the ETag."},
-    },
+    responses=file_responses("The exported file."),
 )
 def download_export(name: str, job: JobDep, settings: SettingsDep, request: Request) -> Response:
     """name is one that the job's `exports` lists. Answers Range requests with 206."""

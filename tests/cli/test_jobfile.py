@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,35 +82,32 @@ def test_set_values_are_typed_like_yaml_scalars() -> None:
         parse_assignments(["momentum"])
 
 
+def built(base: JobRequest, **command_line: Any) -> JobRequest:
+    """build_request with nothing on the command line but `command_line`."""
+    nothing: dict[str, Any] = {
+        "assignments": {},
+        "flags": {},
+        "name": None,
+        "max_attempts": None,
+        "max_runtime_seconds": None,
+        "devices": None,
+        "labels": [],
+    }
+    return build_request(base, **{**nothing, **command_line})
+
+
 def test_flags_win_over_set_and_set_wins_over_the_file() -> None:
     base = JobRequest(hyperparameters={"epochs": 5, "seed": 1, "model": "mlp"}, name="file", max_attempts=4)
-    built = build_request(
-        base,
-        assignments={"epochs": 6, "seed": 2},
-        flags={"epochs": 7, "model": None},
-        name=None,
-        max_attempts=2,
-        max_runtime_seconds=None,
-        devices=None,
-        labels=[],
+    request = built(
+        base, assignments={"epochs": 6, "seed": 2}, flags={"epochs": 7, "model": None}, max_attempts=2
     )
-    assert built == JobRequest(
+    assert request == JobRequest(
         hyperparameters={"epochs": 7, "seed": 2, "model": "mlp"}, name="file", max_attempts=2
     )
 
 
 def build_resources(base: dict | None, *, devices: int | None, labels: list[str]) -> dict | None:
-    built = build_request(
-        JobRequest(resources=base),
-        assignments={},
-        flags={},
-        name=None,
-        max_attempts=None,
-        max_runtime_seconds=None,
-        devices=devices,
-        labels=labels,
-    )
-    return built.resources
+    return built(JobRequest(resources=base), devices=devices, labels=labels).resources
 
 
 def test_devices_replace_the_files_count_and_labels_are_added_to_the_files() -> None:
@@ -142,22 +140,9 @@ def test_priority_comes_from_the_file_or_an_earlier_job_and_the_flag_wins(tmp_pa
     assert from_file.priority == 5
     assert request_of_job({"hyperparameters": {}, "resources": None, "priority": -3}).priority == -3
 
-    def built(base: JobRequest, priority: int | None) -> int | None:
-        return build_request(
-            base,
-            assignments={},
-            flags={},
-            name=None,
-            max_attempts=None,
-            max_runtime_seconds=None,
-            devices=None,
-            labels=[],
-            priority=priority,
-        ).priority
-
-    assert built(from_file, None) == 5
-    assert built(from_file, 9) == 9
-    assert built(JobRequest(), None) is None  # not sent: the server's default
+    assert built(from_file, priority=None).priority == 5
+    assert built(from_file, priority=9).priority == 9
+    assert built(JobRequest(), priority=None).priority is None  # not sent: the server's default
 
 
 def test_tags_come_from_the_file_or_an_earlier_job_and_tag_flags_are_added_once(tmp_path: Path) -> None:
@@ -170,20 +155,11 @@ def test_tags_come_from_the_file_or_an_earlier_job_and_tag_flags_are_added_once(
     assert overlaid(earlier, from_file).tags == ["baseline", "digits"]
     assert overlaid(earlier, JobRequest()).tags == ["old"]  # a file without tags keeps the job's
 
-    def built(base: JobRequest, tags: list[str]) -> list[str] | None:
-        return build_request(
-            base,
-            assignments={},
-            flags={},
-            name=None,
-            max_attempts=None,
-            max_runtime_seconds=None,
-            devices=None,
-            labels=[],
-            tags=tags,
-        ).tags
-
-    assert built(from_file, ["digits", "lr-sweep", "lr-sweep"]) == ["baseline", "digits", "lr-sweep"]
-    assert built(from_file, []) == ["baseline", "digits"]
-    assert built(JobRequest(), ["a"]) == ["a"]
-    assert built(JobRequest(), []) is None  # not sent: no tags
+    assert built(from_file, tags=["digits", "lr-sweep", "lr-sweep"]).tags == [
+        "baseline",
+        "digits",
+        "lr-sweep",
+    ]
+    assert built(from_file, tags=[]).tags == ["baseline", "digits"]
+    assert built(JobRequest(), tags=["a"]).tags == ["a"]
+    assert built(JobRequest(), tags=[]).tags is None  # not sent: no tags

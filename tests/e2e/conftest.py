@@ -8,7 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
+from playwright.sync_api import Browser, Page
 
+from tests.support.browser import chromium, new_page
 from tests.support.polling import wait_for
 from tests.support.processes import ServiceProcess, service_env, start_api, start_worker
 
@@ -109,3 +111,16 @@ def finished_job(live: Service) -> dict:
     job = live.wait_until_final(live.submit("digits-cli", dataset="digits", epochs=3, batch_size=64))
     assert job["status"] == "succeeded", job
     return job
+
+
+# One browser per test module, a fresh page per test.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with new_page(browser) as opened:
+        yield opened

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.conftest import Service, running_service
-from tests.support.browser import chromium, new_page, watch_for_problems
+from tests.support.browser import watch_for_problems
 from tests.support.processes import training_pids
 
 EPOCHS = 4
@@ -36,18 +36,6 @@ RECORD_CHANGES = """() => {
   observer.observe(chart, { attributes: true, attributeFilter: ["data-points"] });
   observer.observe(status, { childList: true, subtree: true, characterData: true });
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with new_page(browser) as opened:
-        yield opened
 
 
 @pytest.fixture

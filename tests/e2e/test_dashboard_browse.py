@@ -4,32 +4,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
-from playwright.sync_api import Browser, Dialog, Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from app.db import make_engine
 from app.models import JobStatus
 from tests.e2e.conftest import Service
 from tests.e2e.jobs import TINY_JOB
-from tests.support.browser import chromium, new_page, watch_for_problems
+from tests.support.browser import watch_for_problems
 from tests.support.job_rows import insert_job
 
 expect.set_options(timeout=20_000)
 PAGE_SIZE = 50  # the list's page, as app/static/js/jobs.js asks for it
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with new_page(browser) as opened:
-        yield opened
 
 
 def submit(service: Service, name: str, tags: list[str], **extra: object) -> str:
