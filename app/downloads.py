@@ -1,10 +1,12 @@
-"""Serving a job's files: ETag (the sha256 its row lists), If-None-Match, Range, a download name."""
+"""Serving a job's files: ETag (the sha256 its row lists), If-None-Match, Range, a download name;
+or, behind nginx, handing the sending to it with X-Accel-Redirect."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import HTTPException, Request, Response
 from fastapi.responses import FileResponse
@@ -40,28 +42,41 @@ def artifact_response(
     sha256: str,
     download_name: str,
     missing: str,
+    accel_redirect_prefix: str | None = None,
 ) -> Response:
     """The file a row of `job` lists (`file_name` relative to the job's folder), or 404 with
-    `missing` when it is gone or would lie outside the folder. Range requests get 206."""
-    folder = job_dir(artifacts_dir, job.id).resolve()
+    `missing` when it is gone or would lie outside the folder. Range requests get 206.
+
+    With `accel_redirect_prefix` (TRAINQ_ACCEL_REDIRECT_PREFIX) the answer is empty, and nginx,
+    seeing X-Accel-Redirect, sends the file from its internal location, ranges included; the
+    checks above (the caller's key and owner, the row, If-None-Match) have all been made here."""
+    root = artifacts_dir.resolve()
+    folder = job_dir(root, job.id)
     path = (folder / file_name).resolve()
     if not path.is_relative_to(folder) or not path.is_file():
         raise HTTPException(status_code=404, detail=missing)
-    etag = f'"{sha256}"'
+    headers = {"ETag": f'"{sha256}"', "Cache-Control": "private, max-age=0"}
     if _not_modified(request.headers.getlist("if-none-match"), sha256):
-        return Response(status_code=304, headers={"ETag": etag})
-    return ArtifactFile(
-        path,
-        media_type="application/octet-stream",
-        filename=download_name,
-        headers={"ETag": etag, "Cache-Control": "private, max-age=0"},
-    )
+        return Response(status_code=304, headers=headers)
+    if accel_redirect_prefix is not None:
+        headers["Content-Disposition"] = _attachment(download_name)
+        headers["X-Accel-Redirect"] = accel_redirect_prefix + quote(path.relative_to(root).as_posix())
+        return Response(media_type="application/octet-stream", headers=headers)
+    return ArtifactFile(path, media_type="application/octet-stream", filename=download_name, headers=headers)
 
 
 def download_stem(job: Job) -> str:
     """The start of a downloaded file's name: the job's name made safe, and its id's first 8 characters."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", job.name or "job").strip("-.") or "job"
     return f"{stem}-{job.id[:8]}"
+
+
+def _attachment(file_name: str) -> str:
+    """Content-Disposition as Starlette's FileResponse writes it, for the answers nginx completes."""
+    quoted = quote(file_name)
+    if quoted != file_name:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{file_name}"'
 
 
 def _not_modified(if_none_match: list[str], opaque_tag: str) -> bool:

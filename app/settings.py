@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         ge=4096,
         description="Training log kept per attempt; later lines are dropped.",
     )
+    accel_redirect_prefix: str | None = Field(
+        default=None,
+        description="Behind nginx: answer checkpoint and export downloads with an empty response whose "
+        "X-Accel-Redirect header is this prefix + the file's path under TRAINQ_ARTIFACTS_DIR, for an "
+        "internal location of nginx to send (deploy/nginx.conf); unset: the API sends the file itself.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -102,6 +108,20 @@ class Settings(BaseSettings):
     @classmethod
     def _devices(cls, value: Any) -> Any:
         return parse_device_counts(value) if isinstance(value, str) else value
+
+    @field_validator("accel_redirect_prefix")
+    @classmethod
+    def _location_prefix(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not (value.startswith("/") and value.endswith("/")) or any(
+            c in "?#\\" or c.isspace() or not c.isprintable() for c in value
+        ):
+            raise ValueError(
+                "TRAINQ_ACCEL_REDIRECT_PREFIX must be an nginx location path that starts and ends with /, "
+                "without spaces, ? or #, e.g. /_artifacts/"
+            )
+        return value
 
     @field_validator("lease_seconds")
     @classmethod

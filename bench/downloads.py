@@ -1,15 +1,18 @@
-"""Target 5 of the performance issue: checkpoint downloads against reading the file from disk.
+"""Target 4 of the performance issue: checkpoint downloads against a plain sendfile server.
 
     python bench/downloads.py [--mib 200] [--repeats 3]
 
 Writes a file of random bytes into a claimed job's artifacts folder and lists it with
-app.queue.record_epoch, then starts uvicorn as `make run` does (one process,
-default settings). Alternates, in one session, reading the file from disk in 1 MiB
-reads (the baseline) and downloading it through GET /jobs/{id}/checkpoints/latest with
-a streaming httpx client in this process. Nothing is dropped from the page cache: the
-file stays cached from its writing, for both the reads and the server. Then resumes a
-download: the first half with a Range request, the rest with a second one, and checks
-the sha256 of the two parts together. Target: download >= 0.8x the disk read.
+app.queue.record_epoch, then, in one session, alternates `curl -o /dev/null` (a client that
+costs almost nothing) of three servers over loopback:
+- baseline: a plain HTTP server that answers with the file through sendfile(2), in this process;
+- the API as `make run` starts it (uvicorn), GET /jobs/{id}/checkpoints/latest;
+- nginx with deploy/nginx.conf before an API with TRAINQ_ACCEL_REDIRECT_PREFIX (when Debian's
+  nginx is installed): the API checks the request, nginx sends the file.
+Nothing is dropped from the page cache: the file stays cached from its writing, for all three.
+Then resumes a download through each server of the API: the first half with a Range request,
+the rest with a second one, and checks the sha256 of the two parts together. Target: the
+download >= 0.8x the plain sendfile server, through nginx or the API alone.
 """
 
 from __future__ import annotations
@@ -21,13 +24,19 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from live_service import api_server, service_env
+from live_service import ROOT, api_server, service_env
+
+sys.path.insert(0, str(ROOT))
+from tests.support.nginx import NGINX, nginx_in_front  # deploy/nginx.conf, as the tests run it
 
 MIB = 1024 * 1024
 CHUNK_BYTES = MIB
@@ -69,29 +78,6 @@ def make_checkpoint(env: dict[str, str], size_bytes: int) -> tuple[str, Path, st
     return job.id, path, digest.hexdigest()
 
 
-def read_disk(path: Path) -> float:
-    """Seconds to read the file in CHUNK_BYTES reads."""
-    start = time.perf_counter()
-    with path.open("rb", buffering=0) as file:
-        while file.read(CHUNK_BYTES):
-            pass
-    return time.perf_counter() - start
-
-
-def download(http: httpx.Client, url: str, size_bytes: int) -> float:
-    """Seconds to stream the whole response body, which must be size_bytes long."""
-    received = 0
-    start = time.perf_counter()
-    with http.stream("GET", url) as response:
-        response.raise_for_status()
-        for chunk in response.iter_bytes():
-            received += len(chunk)
-    seconds = time.perf_counter() - start
-    if received != size_bytes:
-        raise SystemExit(f"downloaded {received} bytes, expected {size_bytes}")
-    return seconds
-
-
 def resume(http: httpx.Client, url: str, size_bytes: int, sha256: str) -> tuple[bool, str, float]:
     """Download the first half with a Range request, then the rest; (sha256 matches, how, seconds)."""
     half = size_bytes // 2
@@ -109,36 +95,71 @@ def resume(http: httpx.Client, url: str, size_bytes: int, sha256: str) -> tuple[
     return digest.hexdigest() == sha256, "; ".join(ranges), time.perf_counter() - start
 
 
-def curl_rate(url: str, size_bytes: int) -> float | None:
-    """MiB/s of `curl -o /dev/null`, a client that costs almost nothing, when curl is installed."""
-    if shutil.which("curl") is None:
-        return None
+def curl_rate(url: str, size_bytes: int, headers: dict[str, str]) -> float:
+    """MiB/s of `curl -o /dev/null` of the whole file."""
+    header_args = [arg for name, value in headers.items() for arg in ("--header", f"{name}: {value}")]
     start = time.perf_counter()
-    subprocess.run(["curl", "--silent", "--fail", "--output", "/dev/null", url], check=True)
-    return size_bytes / MIB / (time.perf_counter() - start)
+    result = subprocess.run(
+        [
+            "curl",
+            "--silent",
+            "--fail",
+            "--output",
+            "/dev/null",
+            "--write-out",
+            "%{size_download}",
+            *header_args,
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    if int(result.stdout) != size_bytes:
+        raise SystemExit(f"{url}: downloaded {result.stdout} bytes, expected {size_bytes}")
+    return size_bytes / MIB / seconds
 
 
-def loopback_rate(path: Path) -> float:
-    """MiB/s of the file sent with sendfile(2) over a loopback TCP socket to a recv_into loop:
-    the most any HTTP server and client on this machine could reach."""
+@contextmanager
+def sendfile_server(path: Path) -> Iterator[str]:
+    """A plain HTTP server answering every request with the file through sendfile(2): the most an
+    HTTP server on this machine could give; yields its URL."""
+    size = path.stat().st_size
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n".encode()
     with socket.create_server(("127.0.0.1", 0)) as server:
 
-        def send() -> None:
-            connection, _ = server.accept()
-            with connection, path.open("rb") as file:
-                connection.sendfile(file)
+        def serve() -> None:
+            while True:
+                try:
+                    connection, _ = server.accept()
+                except OSError:  # the socket was closed: the benchmark is over
+                    return
+                with connection, path.open("rb") as file:
+                    request = b""
+                    while b"\r\n\r\n" not in request and (data := connection.recv(4096)):
+                        request += data
+                    connection.sendall(head)
+                    connection.sendfile(file)
 
-        sender = threading.Thread(target=send)
-        sender.start()
-        buffer = bytearray(CHUNK_BYTES)
-        received = 0
-        start = time.perf_counter()
-        with socket.create_connection(server.getsockname()) as client:
-            while count := client.recv_into(buffer):
-                received += count
-        seconds = time.perf_counter() - start
-        sender.join()
-    return received / MIB / seconds
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        host, port = server.getsockname()
+        yield f"http://{host}:{port}/"
+        server.shutdown(socket.SHUT_RDWR)
+
+
+@contextmanager
+def nginx_server(env: dict[str, str], work_dir: Path) -> Iterator[str | None]:
+    """nginx with deploy/nginx.conf before its own API; yields its base URL, or None without nginx."""
+    if shutil.which(NGINX) is None:
+        yield None
+        return
+    with (
+        api_server({**env, "TRAINQ_ACCEL_REDIRECT_PREFIX": "/_artifacts/"}) as (http, _),
+        nginx_in_front(str(http.base_url), Path(env["TRAINQ_ARTIFACTS_DIR"]), work_dir) as base_url,
+    ):
+        yield base_url
 
 
 def main() -> None:
@@ -148,41 +169,59 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=200, help="checkpoint size in MiB")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if shutil.which("curl") is None:
+        raise SystemExit("this benchmark downloads with curl: apt-get install curl")
     size = args.mib * MIB
-    ratios, disk_rates = [], []
+    rates: dict[str, list[float]] = {"sendfile": [], "api": [], "nginx": []}
     with tempfile.TemporaryDirectory(prefix="trainq-bench-") as tmp:
         env = service_env(Path(tmp))
         job_id, path, sha256 = make_checkpoint(env, size)
         url = f"/jobs/{job_id}/checkpoints/latest"
         print(f"checkpoint of {args.mib} MiB listed; read from the page cache in every run (nothing dropped)")
-        with api_server(env) as (http, _):
-            download(http, url, size)  # warm-up: the first request opens the connection and the pool
+        with (
+            sendfile_server(path) as plain,
+            api_server(env) as (http, _),
+            nginx_server(env, Path(tmp) / "nginx") as nginx,
+        ):
+            servers = {"sendfile": plain, "api": f"{http.base_url}{url}"}
+            if nginx is None:
+                print("nginx is not installed (apt-get install nginx-light): the API alone is measured")
+            else:
+                servers["nginx"] = f"{nginx}{url}"
+            for server_url in servers.values():  # warm-up: each server's first answer
+                curl_rate(server_url, size, {})
             for repeat in range(args.repeats):
-                disk = size / MIB / read_disk(path)
-                served = size / MIB / download(http, url, size)
-                ratios.append(served / disk)
-                disk_rates.append(disk)
+                for name, server_url in servers.items():
+                    rates[name].append(curl_rate(server_url, size, {}))
                 print(
-                    f"run {repeat + 1}: disk read {disk:,.0f} MiB/s, download {served:,.0f} MiB/s, "
-                    f"ratio {served / disk:.2f}",
+                    f"run {repeat + 1}: "
+                    + ", ".join(f"{name} {rates[name][-1]:,.0f} MiB/s" for name in servers)
+                    + "".join(
+                        f", {name}/sendfile {rates[name][-1] / rates['sendfile'][-1]:.2f}"
+                        for name in servers
+                        if name != "sendfile"
+                    ),
                     flush=True,
                 )
-            matches, how, seconds = resume(http, url, size, sha256)
-            curl = curl_rate(f"{http.base_url}{url}", size)
-        loopback = loopback_rate(path)
-    median = statistics.median(ratios)
-    print(f"median download/disk = {median:.2f}; target >= 0.8: {'met' if median >= 0.8 else 'NOT met'}")
-    rate = f", {size / MIB / seconds:,.0f} MiB/s" if matches else ""
-    print(f"resume: {how}; sha256 {'matches' if matches else 'DIFFERS'}{rate}")
-    print(f"target Range resume with matching sha256: {'met' if matches else 'NOT met'}")
-    print(
-        f"context: the file over a loopback TCP socket with sendfile, no HTTP, {loopback:,.0f} MiB/s, "
-        f"{loopback / statistics.median(disk_rates):.2f}x the disk read: the ceiling on this machine"
-    )
-    if curl is not None:
+            resumed = {"api": resume(http, url, size, sha256)}
+            if nginx is not None:
+                with httpx.Client(base_url=nginx, timeout=30) as through_nginx:
+                    resumed["nginx"] = resume(through_nginx, url, size, sha256)
+    medians = {name: statistics.median(values) for name, values in rates.items() if values}
+    for name in medians.keys() - {"sendfile"}:
+        ratio = medians[name] / medians["sendfile"]
         print(
-            f"context: curl -o /dev/null of the same URL, {curl:,.0f} MiB/s (a client costing almost nothing)"
+            f"median {name} / sendfile server = {ratio:.2f} ({medians[name]:,.0f} vs {medians['sendfile']:,.0f} MiB/s)"
         )
+    best = max(medians[name] / medians["sendfile"] for name in medians.keys() - {"sendfile"})
+    print(
+        f"target download >= 0.8x a plain sendfile server: {'met' if best >= 0.8 else 'NOT met'} ({best:.2f}x)"
+    )
+    for name, (matches, how, seconds) in resumed.items():
+        rate = f", {size / MIB / seconds:,.0f} MiB/s" if matches else ""
+        print(f"resume through {name}: {how}; sha256 {'matches' if matches else 'DIFFERS'}{rate}")
+    all_match = all(matches for matches, _, _ in resumed.values())
+    print(f"target Range resume with matching sha256: {'met' if all_match else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ def download_checkpoint(
     return artifact_response(
         request,
         artifacts_dir=settings.artifacts_dir,
+        accel_redirect_prefix=settings.accel_redirect_prefix,
         job=job,
         file_name=row.file_name,
         sha256=row.sha256,

@@ -29,6 +29,7 @@ def download_export(name: str, job: JobDep, settings: SettingsDep, request: Requ
     return artifact_response(
         request,
         artifacts_dir=settings.artifacts_dir,
+        accel_redirect_prefix=settings.accel_redirect_prefix,
         job=job,
         file_name=export.file_name,
         sha256=export.sha256,
