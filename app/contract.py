@@ -154,6 +154,15 @@ class ExportFile(BaseModel):
     sha256: str  # hex
 
 
+class CpuThreads(BaseModel):
+    """The CPU threads a run's training process (each rank of it) used, as torch had them in effect."""
+
+    model_config = ConfigDict(frozen=True)
+
+    intra_op: int  # torch.get_num_threads(): threads inside one operation (a matmul, a convolution)
+    inter_op: int  # torch.get_num_interop_threads(): operations run side by side
+
+
 class WarmStart(BaseModel):
     """What init_from loaded: the source job and epoch, and the parameters that started fresh."""
 

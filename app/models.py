@@ -105,6 +105,7 @@ class Job(SQLModel, table=True):
     # What it trained on and how it ended (app.contract's shapes, as JSON); SQL NULL until known.
     dataset_info: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
     warm_start: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
+    cpu_threads: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
     stop_reason: str | None = Field(default=None, max_length=16)  # a StopReason
     best_epoch: int | None = None
     val_metrics: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))

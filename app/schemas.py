@@ -9,7 +9,15 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
 
-from app.contract import DatasetInfo, EvaluationMetrics, ExportFile, FailureReason, StopReason, WarmStart
+from app.contract import (
+    CpuThreads,
+    DatasetInfo,
+    EvaluationMetrics,
+    ExportFile,
+    FailureReason,
+    StopReason,
+    WarmStart,
+)
 from app.models import (
     Checkpoint,
     CheckpointBase,
@@ -138,6 +146,9 @@ class JobPublic(JobSummary):
         description="What the job trains on: classes in index order, split sizes, skipped files.",
     )
     warm_start: WarmStart | None = PydanticField(default=None, description="What init_from loaded.")
+    cpu_threads: CpuThreads | None = PydanticField(
+        default=None, description="The CPU threads its training process used (its latest attempt's)."
+    )
     val_metrics: EvaluationMetrics | None = PydanticField(
         default=None, description="The best epoch's model on the validation split, per class."
     )
@@ -205,6 +216,7 @@ def result_fields(job: Job) -> dict[str, Any]:
     return {
         "dataset_info": job.dataset_info,
         "warm_start": job.warm_start,
+        "cpu_threads": job.cpu_threads,
         "val_metrics": job.val_metrics,
         "test_metrics": job.test_metrics,
         "exports": [{**export, "url": export_url(job.id, export["name"])} for export in job.exports or []],

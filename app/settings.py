@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         default=DeviceCounts(),
         description="Worker: device counts that replace detection, e.g. cuda:4 or cpu:16 or cuda:4,cpu:16.",
     )
+    cpu_threads: int | None = Field(
+        default=None,
+        description="Worker: CPU threads each training process (each rank) uses; unset: the CPUs this "
+        "worker may run on, shared among the live workers on its host and the job's ranks.",
+    )
     retention_days: float | None = Field(
         default=None,
         gt=0,
@@ -122,6 +127,24 @@ class Settings(BaseSettings):
                 "without spaces, ? or #, e.g. /_artifacts/"
             )
         return value
+
+    @field_validator("cpu_threads", mode="before")
+    @classmethod
+    def _positive_threads(cls, value: Any) -> Any:
+        # Before pydantic's int parsing, so that "two" and "0" get the same message.
+        if value is None or value == "":
+            return None
+        threads = 0
+        if isinstance(value, int) and not isinstance(value, bool):
+            threads = value
+        elif isinstance(value, str) and value.strip().isdecimal():
+            threads = int(value)
+        if threads < 1:
+            raise ValueError(
+                f"must be a whole number of threads, at least 1 (got {value!r}); "
+                "leave it unset to share the worker's CPUs among the workers on its host"
+            )
+        return threads
 
     @field_validator("lease_seconds")
     @classmethod

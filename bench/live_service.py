@@ -105,8 +105,10 @@ def api_server(
 
 
 @contextmanager
-def live_service(*, quiet: bool = True, **settings: str) -> Iterator[tuple[httpx.Client, Path]]:
-    """Yield an HTTP client for a healthy API with one worker beside it, and the state folder.
+def live_service(
+    *, quiet: bool = True, workers: int = 1, **settings: str
+) -> Iterator[tuple[httpx.Client, Path]]:
+    """Yield an HTTP client for a healthy API with `workers` workers beside it, and the state folder.
 
     settings are extra TRAINQ_* variables, e.g. TRAINQ_POLL_INTERVAL_SECONDS="0.05".
     """
@@ -118,13 +120,13 @@ def live_service(*, quiet: bool = True, **settings: str) -> Iterator[tuple[httpx
         )
         port = free_port()
         api = start_api(env, port, quiet=quiet)
-        worker = start_worker(env, quiet=quiet)
+        started = [start_worker(env, quiet=quiet) for _ in range(workers)]
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
                 _wait_for_health(http, api)
                 yield http, Path(tmp)
         finally:
-            for process in (worker, api):
+            for process in (*started, api):
                 stop(process)
 
 
@@ -149,16 +151,27 @@ def run_job(
     resources: dict[str, Any] | None = None,
     timeout_s: float = 600.0,
 ) -> dict[str, Any]:
-    """Submit a job and wait until it ends; exit if it did not succeed.
+    """Submit a job and wait until it ends; exit if it did not succeed."""
+    return wait_job(http, submit_job(http, hyperparameters, resources=resources), timeout_s=timeout_s)
 
-    It waits on the job's event stream, not by polling, so that the benchmark itself costs the
-    machine nothing while the job trains."""
+
+def submit_job(
+    http: httpx.Client, hyperparameters: dict[str, Any], *, resources: dict[str, Any] | None = None
+) -> str:
+    """Submit a job; its id."""
     body: dict[str, Any] = {"hyperparameters": hyperparameters}
     if resources is not None:
         body["resources"] = resources
     response = http.post("/jobs", json=body)
     response.raise_for_status()
-    job_id = response.json()["id"]
+    return str(response.json()["id"])
+
+
+def wait_job(http: httpx.Client, job_id: str, *, timeout_s: float = 600.0) -> dict[str, Any]:
+    """Wait until a job ends and return it; exit if it did not succeed.
+
+    It waits on the job's event stream, not by polling, so that the benchmark itself costs the
+    machine nothing while the job trains."""
     with http.stream("GET", f"/jobs/{job_id}/events", timeout=timeout_s) as events:
         for line in events.iter_lines():
             if line == "event: end":

@@ -2,7 +2,7 @@
 
     python bench/run_all.py [--quick]
 
-Runs overhead, defaults, pickup, queue_db, api_load, downloads, start_cost and scale, and
+Runs overhead, defaults, pickup, queue_db, api_load, downloads, start_cost, scale and cpu_share, and
 gpu_train when CUDA is available, each as its own process with its output shown as it comes.
 --quick passes small sizes: a check that every script runs (a few minutes), not figures to
 quote. A script that fails is reported and the others still run; the exit status is then 1.
@@ -28,6 +28,7 @@ QUICK_ARGS = {
     "downloads.py": ["--mib", "20", "--repeats", "1"],
     "start_cost.py": ["--jobs", "3"],
     "scale.py": ["--jobs", "2000", "--metric-rows", "20000", "--requests", "50"],
+    "cpu_share.py": ["--epochs", "1", "--batch-size", "128"],
     "gpu_train.py": ["--steps", "5", "--warmup", "2"],
 }
 # A verdict ("met" / "NOT met"), a headline of percentiles, the GPU benchmark's ratios or queue_db's

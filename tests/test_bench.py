@@ -18,6 +18,7 @@ from tests.support.processes import REPO_ROOT
 
 SCRIPTS = [
     "api_load.py",
+    "cpu_share.py",
     "defaults.py",
     "downloads.py",
     "gpu_check.py",
@@ -67,6 +68,16 @@ def test_the_defaults_benchmark_alternates_epochs_of_both_loops() -> None:
     out = bench("defaults.py", "--epochs", "3", "--batch-size", "128").stdout
     assert sum(line.startswith("epoch ") for line in out.splitlines()) == 2
     assert "median service path / naive loop = " in out
+
+
+def test_the_cpu_share_benchmark_trains_alone_and_in_pairs_with_the_policy_off_and_on() -> None:
+    out = bench("cpu_share.py", "--epochs", "1", "--batch-size", "128").stdout
+    cpus = len(os.sched_getaffinity(0))
+    share = max(1, cpus // 2)  # two workers on this host
+    # Each pair's two jobs: every core each with the policy off, their share with it on.
+    seen = re.findall(r"\((\d+) intra-op / (\d+) inter-op threads\)", out)
+    assert sorted(seen) == sorted([(str(cpus), str(cpus))] * 2 + [(str(share), str(share))] * 2), out
+    assert "two jobs at once / one job alone (the slower job): before " in out
 
 
 def test_the_download_benchmark_resumes_a_download_with_range_requests() -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import queue
 from app.queue import wakeup, workers
 from app.settings import Settings
-from worker import devices
+from worker import cpu_share, devices
 from worker.entry import ready
 from worker.supervisor import JobSupervisor
 
@@ -91,6 +91,9 @@ class Worker:
             )
             if lease is None:
                 continue  # another worker claimed it first
+            cpu_threads = cpu_share.threads_for_claim(
+                self._engine, setting=self._settings.cpu_threads, host=self.card.host, ranks=lease.devices
+            )
             JobSupervisor(
                 engine=self._engine,
                 settings=self._settings,
@@ -98,6 +101,7 @@ class Worker:
                 lease_deadline=lease_deadline,
                 stop=self._stop,
                 mp=self._mp,
+                cpu_threads=cpu_threads,
             ).run()
 
 

@@ -11,7 +11,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.contract import CheckpointFile, DatasetInfo, EpochMetrics, FailureReason, RunResults, WarmStart
+from app.contract import (
+    CheckpointFile,
+    CpuThreads,
+    DatasetInfo,
+    EpochMetrics,
+    FailureReason,
+    RunResults,
+    WarmStart,
+)
 
 # How a training process that exits by itself says why (other exit codes are crashes).
 PARENT_GONE_EXIT_CODE = 70
@@ -35,6 +43,9 @@ class TrainingTask:
     # time.monotonic() at which the attempt's lease runs out unless renewed: the training process
     # exits by itself once it passes, so it never outlives a lease that another worker may take.
     lease_deadline: float
+    # Intra-op and inter-op threads for the process (each rank): its share of the host's CPUs
+    # (worker/cpu_share.py), taken by the worker at the claim.
+    cpu_threads: int
     # The checkpoint whose weights hyperparameters.init_from starts from, on this machine (None
     # without init_from, and on a resume: resume_from holds everything).
     init_file: str | None = None
@@ -60,6 +71,7 @@ class Started:
     precision: str  # "fp32" | "bf16" | "fp16": what is actually used
     dataset: DatasetInfo | None = None
     warm_start: WarmStart | None = None  # what init_from loaded, if the job has one
+    cpu_threads: CpuThreads | None = None  # what the process's torch uses
 
 
 @dataclass(frozen=True)

@@ -88,9 +88,11 @@ class JobSupervisor:
         lease_deadline: float,
         stop: threading.Event,
         mp: BaseContext,
+        cpu_threads: int,
         process_main: ProcessMain = training_process_main,
     ) -> None:
         """`lease_deadline`: time.monotonic() by which the claim's lease runs out (taken before the claim).
+        `cpu_threads`: the threads each of its training processes uses (worker/cpu_share.py).
         `process_main` is what the training process runs (tests hand in a fake)."""
         self._engine = engine
         self._settings = settings
@@ -99,6 +101,7 @@ class JobSupervisor:
         self._stop = stop
         self._mp = mp
         self._process_main = process_main
+        self._cpu_threads = cpu_threads
         self._job_dir = job_dir(settings.artifacts_dir, lease.job_id).resolve()
         self._own_dir = attempt_dir(self._job_dir, lease.attempt)
         self._clock = _Clock(
@@ -151,6 +154,7 @@ class JobSupervisor:
             log_file=str(log_path(self._job_dir, lease.attempt)),
             max_log_bytes=self._settings.max_log_bytes,
             lease_deadline=self._lease_deadline,
+            cpu_threads=self._cpu_threads,
             init_file=str(init_file) if init_file else None,
         )
         self._clock.started = time.monotonic()
@@ -271,7 +275,13 @@ class JobSupervisor:
         """Apply one report: True to go on, False when the lease is lost, None when the job ended."""
         lease, engine = self._lease, self._engine
         match report:
-            case Started(device=device, precision=precision, dataset=dataset, warm_start=warm_start):
+            case Started(
+                device=device,
+                precision=precision,
+                dataset=dataset,
+                warm_start=warm_start,
+                cpu_threads=threads,
+            ):
                 return queue.record_start(
                     engine,
                     lease=lease,
@@ -279,6 +289,7 @@ class JobSupervisor:
                     precision=precision,
                     dataset=dataset,
                     warm_start=warm_start,
+                    cpu_threads=threads,
                 )
             case Progress(epoch=epoch, fraction=fraction):
                 now = time.monotonic()

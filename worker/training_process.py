@@ -23,7 +23,15 @@ from pathlib import Path
 import torch
 from pydantic import ValidationError
 
-from app.contract import CheckpointFile, EpochMetrics, ExportFile, FailureReason, RunResults, StopReason
+from app.contract import (
+    CheckpointFile,
+    CpuThreads,
+    EpochMetrics,
+    ExportFile,
+    FailureReason,
+    RunResults,
+    StopReason,
+)
 from app.hyperparameters import Hyperparameters
 from worker.orphans import ATTEMPT_ENV, JOB_ID_ENV, name_process
 from worker.protocol import (
@@ -49,6 +57,7 @@ from worker.training import (
     disk_full_error,
     run_training,
 )
+from worker.training.cpu_threads import use_cpu_threads
 from worker.training.distributed import ONE_RANK, Ranks
 from worker.training_log import log_to
 
@@ -61,9 +70,10 @@ class PipeCallbacks:
     """Turns the loop's callbacks into protocol messages up the pipe; progress at most every
     PROGRESS_INTERVAL_S."""
 
-    def __init__(self, conn: Connection, job_dir: Path) -> None:
+    def __init__(self, conn: Connection, job_dir: Path, cpu_threads: CpuThreads) -> None:
         self._conn = conn
         self._job_dir = job_dir
+        self._cpu_threads = cpu_threads
         self._lock = threading.Lock()
         self._last_progress = 0.0
         self._fraction = 0.0
@@ -81,7 +91,11 @@ class PipeCallbacks:
     def on_start(self, info: RunInfo) -> None:
         self.send(
             Started(
-                device=info.device, precision=info.precision, dataset=info.dataset, warm_start=info.warm_start
+                device=info.device,
+                precision=info.precision,
+                dataset=info.dataset,
+                warm_start=info.warm_start,
+                cpu_threads=self._cpu_threads,
             )
         )
 
@@ -170,6 +184,7 @@ def run_job(
 ) -> Failed | None:
     """Entry point of the training process: the only one of a one-device job, or rank 0 of
     several. Returns the failure it reported, if any."""
+    cpu_threads = use_cpu_threads(task.cpu_threads)  # first: before torch's thread pools start
     # Ctrl-C reaches the whole process group; only the worker decides how this process stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # For the job's own code and what it starts (under torchrun they are already there).
@@ -178,7 +193,7 @@ def run_job(
     stop = threading.Event()
     lease = LeaseClock(task.lease_deadline)
     job_dir = Path(task.job_dir).resolve()
-    callbacks = PipeCallbacks(conn, job_dir)
+    callbacks = PipeCallbacks(conn, job_dir, cpu_threads)
     threading.Thread(
         target=_watch_parent,
         args=(conn, stop, lease, callbacks.finished, on_lease_expired),
@@ -213,6 +228,7 @@ def run_job(
 def run_other_rank(task: TrainingTask, ranks: Ranks) -> Failed | None:
     """A rank other than 0 of a multi-device job: trains its shard, reports nothing (rank 0
     does), and returns what failed it, if anything. Its log lines go to stderr (torchrun's)."""
+    use_cpu_threads(task.cpu_threads)  # first: before torch's thread pools start
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     name_process(task.job_id)
     fmt = f"%(asctime)s %(levelname)s [job {task.job_id} rank {ranks.rank}] %(name)s: %(message)s"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
-from app.contract import CheckpointFile, DatasetInfo, EpochMetrics, WarmStart
+from app.contract import CheckpointFile, CpuThreads, DatasetInfo, EpochMetrics, WarmStart
 from app.db import write_session
 from app.models import Checkpoint, EpochMetric, Job
 from app.schemas import MetricPublic
@@ -23,11 +23,14 @@ def record_start(
     precision: str,
     dataset: DatasetInfo | None = None,
     warm_start: WarmStart | None = None,
+    cpu_threads: CpuThreads | None = None,
 ) -> bool:
-    """The device and precision in use, and what the run trains on and started from."""
+    """The device, precision and CPU threads in use, and what the run trains on and started from."""
     known = {"dataset_info": dataset.model_dump(mode="json")} if dataset is not None else {}
     if warm_start is not None:
         known["warm_start"] = warm_start.model_dump(mode="json")
+    if cpu_threads is not None:
+        known["cpu_threads"] = cpu_threads.model_dump(mode="json")
     with write_session(engine) as session:
         return fenced_update(session, lease, device=device, precision=precision, **known)
 

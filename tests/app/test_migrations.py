@@ -130,13 +130,19 @@ def test_revision_0001_is_the_schema_trainq_0_1_0_made(tmp_path: Path) -> None:
     assert sqlite_schema(tmp_path / "trainq.db") == sqlite_schema(tmp_path / "0.1.0.db")
 
 
-def test_downgrading_one_step_and_upgrading_again_keeps_the_schema_and_every_row(
+def test_downgrading_step_by_step_and_upgrading_again_keeps_the_schema_and_every_row(
     empty_engine: Engine,
 ) -> None:
     upgrade(empty_engine)
     job_with_history(empty_engine)
     counts = row_counts(empty_engine)
     assert all(counts.values())
+
+    downgrade(empty_engine, "-1")
+    assert current_revision(empty_engine) == "0005"
+    columns = {column["name"] for column in inspect(empty_engine).get_columns("jobs")}
+    assert "tags" in columns and "cpu_threads" not in columns
+    assert row_counts(empty_engine) == counts
 
     downgrade(empty_engine, "-1")
     assert current_revision(empty_engine) == "0004"
@@ -201,6 +207,8 @@ def test_a_database_made_by_trainq_0_1_0_upgrades_with_every_row_kept(tmp_path: 
         best_accuracy.get(row["id"]) for row in before["jobs"]
     ]
     assert any(best_accuracy.values())
+    # Revision 0006: the threads old jobs trained with are unknown.
+    assert all(row.pop("cpu_threads") is None for row in after["jobs"])
     assert after == before
     engine.dispose()
 

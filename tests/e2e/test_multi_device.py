@@ -11,6 +11,7 @@ from tests.e2e.conftest import Service
 from tests.e2e.jobs import LONG_JOB
 from tests.support.polling import wait_for
 from worker import load_model
+from worker.devices import count_cpus
 from worker.orphans import processes_of
 
 TWO_CPUS = {"devices": 2}
@@ -61,6 +62,10 @@ def test_a_two_device_job_writes_one_metric_row_per_epoch_and_learns_like_one_de
     assert double["status"] == "succeeded", double["error"]
     assert [row["epoch"] for row in double["metrics"]] == [1, 2, 3, 4]
     assert double["resources"]["devices"] == 2
+    # The worker's CPUs (this process's affinity) go to one process, or are split between the ranks.
+    cpus = count_cpus()
+    assert single["cpu_threads"] == {"intra_op": cpus, "inter_op": cpus}
+    assert double["cpu_threads"] == {"intra_op": max(1, cpus // 2), "inter_op": max(1, cpus // 2)}
     assert abs(double["metrics"][-1]["val_accuracy"] - single["metrics"][-1]["val_accuracy"]) < 0.05
     # The best epoch evaluated over both ranks' shards counts every validation sample once, and
     # rank 0 alone wrote the export.

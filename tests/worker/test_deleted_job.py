@@ -59,6 +59,7 @@ def test_a_job_deleted_while_its_process_still_writes_leaves_no_folder(
         lease_deadline=lease_deadline,
         stop=threading.Event(),
         mp=multiprocessing.get_context("fork"),
+        cpu_threads=1,
         process_main=keeps_writing_checkpoints,
     ).run()
     user.join()

@@ -54,6 +54,7 @@ def run_job_from(engine: Engine, settings: Settings, source: str) -> Job:
         lease_deadline=time.monotonic() + 30,
         stop=threading.Event(),
         mp=multiprocessing.get_context("fork"),
+        cpu_threads=1,
         process_main=reports_its_init_file,
     ).run()
     with read_session(engine) as session:

@@ -22,6 +22,7 @@ from app import queue
 from app.contract import (
     CheckpointFile,
     ClassMetrics,
+    CpuThreads,
     DatasetInfo,
     EvaluationMetrics,
     ExportFile,
@@ -46,6 +47,7 @@ from worker.protocol import (
 from worker.supervisor import JobSupervisor, ProcessMain
 
 NEVER_S = 3600.0
+SUPERVISED_CPU_THREADS = 3  # what the worker hands each supervised job, told apart from the defaults
 
 
 def write_checkpoint(task: TrainingTask, epoch: int, name: str | None = None) -> CheckpointFile:
@@ -86,7 +88,8 @@ EVALUATED = EvaluationMetrics(
 
 
 def trains_two_epochs(conn: Connection, task: TrainingTask) -> None:
-    conn.send(Started(device="cpu", precision="fp32", dataset=DIGITS))
+    threads = CpuThreads(intra_op=task.cpu_threads, inter_op=task.cpu_threads)
+    conn.send(Started(device="cpu", precision="fp32", dataset=DIGITS, cpu_threads=threads))
     conn.send(Progress(epoch=1, fraction=0.25))
     conn.send(EpochEnded(metrics=epoch_metrics(1), fraction=0.5, checkpoint=write_checkpoint(task, 1)))
     conn.send(EpochEnded(metrics=epoch_metrics(2), fraction=1.0, checkpoint=None))
@@ -168,6 +171,7 @@ def supervise(
         lease_deadline=lease_deadline,
         stop=stop or threading.Event(),
         mp=multiprocessing.get_context("fork"),
+        cpu_threads=SUPERVISED_CPU_THREADS,
         process_main=fake,
     ).run()
     return job.id
@@ -199,6 +203,7 @@ def test_each_epoch_is_stored_with_its_checkpoint_and_the_job_succeeds(
     assert [(c.epoch, c.file_name) for c in checkpoints] == [(1, "attempt-1/epoch-0001.pt")]
     assert (settings.artifacts_dir / job_id / checkpoints[0].file_name).is_file()
     assert DatasetInfo.model_validate(job.dataset_info) == DIGITS
+    assert job.cpu_threads == {"intra_op": SUPERVISED_CPU_THREADS, "inter_op": SUPERVISED_CPU_THREADS}
     assert (job.stop_reason, job.best_epoch) == (StopReason.early_stopping, 1)
     assert EvaluationMetrics.model_validate(job.val_metrics) == EVALUATED
     assert job.val_metrics is not None and job.val_metrics["per_class"][0]["class"] == "0"

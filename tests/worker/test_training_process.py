@@ -192,6 +192,7 @@ def test_failure_messages_name_the_workers_folders_by_their_settings() -> None:
         log_file="/srv/trainq/artifacts/j1/logs/attempt-1.log",
         max_log_bytes=4096,
         lease_deadline=0.0,
+        cpu_threads=1,
     )
     message = (
         "put the files into /srv/trainq/data/MNIST/raw/; cannot read checkpoint "
