@@ -48,7 +48,7 @@ def artifact_response(
     if not path.is_relative_to(folder) or not path.is_file():
         raise HTTPException(status_code=404, detail=missing)
     etag = f'"{sha256}"'
-    if _not_modified(request.headers.getlist("if-none-match"), sha256):
+    if not_modified(request.headers.getlist("if-none-match"), sha256):
         return Response(status_code=304, headers={"ETag": etag})
     return ArtifactFile(
         path,
@@ -64,8 +64,9 @@ def download_stem(job: Job) -> str:
     return f"{stem}-{job.id[:8]}"
 
 
-def _not_modified(if_none_match: list[str], opaque_tag: str) -> bool:
-    """RFC 9110 13.1.2: `*`, or any listed tag equal to ours under weak comparison (W/ ignored)."""
+def not_modified(if_none_match: list[str], opaque_tag: str) -> bool:
+    """RFC 9110 13.1.2: `*`, or any listed tag equal to ours under weak comparison (W/ ignored).
+    Used by every route that sends an ETag (files here, jobs in app.routes.jobs)."""
     # Splitting at commas cannot cut our tag (a hex digest) nor make a fragment look like it.
     elements = [element.strip() for value in if_none_match for element in value.split(",")]
     if elements == ["*"]:

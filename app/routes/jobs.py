@@ -1,25 +1,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import pydantic_core
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine
+from sqlmodel import Session
 
-from app import disk_usage, job_view, queue
+from app import disk_usage, job_etags, job_view, queue
 from app.db import read_session
-from app.deps import EngineDep, JobDep, JobIdDep, PrincipalDep, SessionDep, SettingsDep, find_job
+from app.deps import EngineDep, JobIdDep, PrincipalDep, SessionDep, SettingsDep, find_job
+from app.downloads import not_modified
 from app.filters import JobFilters, job_filters
 from app.hyperparameters import Hyperparameters
 from app.imagefolder_layout import LayoutError, find_layout
-from app.models import (
-    MAX_IDEMPOTENCY_KEY_CHARS,
-    EpochMetric,
-    JobCreate,
-)
+from app.job_etags import NOT_MODIFIED
+from app.models import MAX_IDEMPOTENCY_KEY_CHARS, Job, JobCreate
 from app.schemas import (
     JOB_LOOKUP,
     TOO_LARGE,
@@ -191,26 +191,57 @@ def list_jobs(
     return Response(pydantic_core.to_json(page), media_type="application/json")
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses=JOB_LOOKUP)
-def get_job(job_id: str, engine: EngineDep, principal: PrincipalDep, settings: SettingsDep) -> Response:
+@router.get("/{job_id}", response_model=JobPublic, responses={**JOB_LOOKUP, **NOT_MODIFIED})
+def get_job(
+    job_id: str, request: Request, engine: EngineDep, principal: PrincipalDep, settings: SettingsDep
+) -> Response:
+    """With an `ETag`; `If-None-Match` with the last one gets 304 while nothing has changed."""
+
     # The hottest route (clients poll it): one hop to the thread pool and one session for the
-    # whole request; metric rows go straight from tuples to JSON, without an ORM or pydantic
-    # object per row, nor a second validation of what the database holds.
+    # whole request; the body, unless it would come out the same as a cached one, is built from
+    # tuples straight to JSON, without a second validation of what the database holds.
+    def build(session: Session, job: Job) -> bytes:
+        return pydantic_core.to_json(job_view.public_dict(session, job, settings.artifacts_dir))
+
+    return _versioned(request, engine, principal, job_id, route="job", build=build)
+
+
+@router.get("/{job_id}/metrics", response_model=list[MetricPublic], responses={**JOB_LOOKUP, **NOT_MODIFIED})
+def get_metrics(
+    job_id: str,
+    request: Request,
+    engine: EngineDep,
+    principal: PrincipalDep,
+    after_epoch: Annotated[int, Query(ge=0, le=1_000_000, description="Only epochs after this one.")] = 0,
+) -> Response:
+    """With the job's `ETag` (it changes with the job or its rows), answered like GET /jobs/{id}'s."""
+
+    def build(session: Session, job: Job) -> bytes:
+        return pydantic_core.to_json(job_view.metric_rows(session, job.id, after_epoch=after_epoch))
+
+    return _versioned(request, engine, principal, job_id, route=f"metrics>{after_epoch}", build=build)
+
+
+def _versioned(
+    request: Request,
+    engine: Engine,
+    principal: Principal,
+    job_id: str,
+    *,
+    route: str,
+    build: Callable[[Session, Job], bytes],
+) -> Response:
+    """304 when If-None-Match holds the job's version; else the body, from the app's cache when
+    it was built at this version already."""
     with read_session(engine) as session:
         job = find_job(session, job_id, principal)
-        body = job_view.public_dict(session, job, settings.artifacts_dir)
-        return Response(pydantic_core.to_json(body), media_type="application/json")
-
-
-@router.get("/{job_id}/metrics", responses=JOB_LOOKUP)
-def get_metrics(
-    job: JobDep,
-    session: SessionDep,
-    after_epoch: Annotated[int, Query(ge=0, le=1_000_000, description="Only epochs after this one.")] = 0,
-) -> list[MetricPublic]:
-    rows = session.exec(
-        select(EpochMetric)
-        .where(EpochMetric.job_id == job.id, EpochMetric.epoch > after_epoch)
-        .order_by(col(EpochMetric.epoch))
-    ).all()
-    return [MetricPublic.model_validate(row, from_attributes=True) for row in rows]
+        version = job_etags.job_version(session, job)
+        headers = {"ETag": job_etags.etag_header(version)}
+        if not_modified(request.headers.getlist("if-none-match"), version):
+            return Response(status_code=304, headers=headers)
+        if job_etags.body_is_fixed(job):
+            cache: job_etags.BodyCache = request.app.state.body_cache
+            body = cache.get_or_build((route, job.id, version), lambda: build(session, job))
+        else:
+            body = build(session, job)
+    return Response(body, media_type="application/json", headers=headers)
