@@ -15,13 +15,16 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlmodel import Session, col
 
 from app import queue
+from app.deps import MAX_ID_CHARS, resolve_job_id
 from app.models import Checkpoint, EpochMetric, Job, JobStatus
+from app.security import Principal
 
 # Bodies of this many (job, version, route) keys stay serialised: pollers of a few hundred jobs.
 CACHED_BODIES = 256
@@ -29,39 +32,59 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "If-None-Match matched the ETag: the job and its rows are as they were."}
 }
 
-_JOB_COLUMNS = [column.key for column in Job.__table__.columns]  # type: ignore[attr-defined]
+_JOBS = Job.__table__  # type: ignore[attr-defined]
 
 
 def _row_aggregate(model: type[EpochMetric] | type[Checkpoint], aggregate: ColumnElement[Any]) -> Any:
-    return select(aggregate).where(col(model.job_id) == bindparam("job_id")).scalar_subquery()
+    return select(aggregate).where(col(model.job_id) == _JOBS.c.id).scalar_subquery()
 
 
-# One statement, each part an index range on (job_id, ...): the unique keys of both tables.
-_ROWS_VERSION = select(
+# One statement: the job's row by its primary key, and beside it the count and largest id of its
+# metric rows and checkpoints, each an index range on the (job_id, epoch) unique keys.
+_VERSION = select(
+    *_JOBS.columns,
     _row_aggregate(EpochMetric, func.count()),
     _row_aggregate(EpochMetric, func.max(EpochMetric.id)),
     _row_aggregate(Checkpoint, func.count()),
     _row_aggregate(Checkpoint, func.max(Checkpoint.id)),
-)
+).where(_JOBS.c.id == bindparam("job_id"))
 
 
-def job_version(session: Session, job: Job) -> str:
-    """The opaque part of the job's ETag: changes whenever its body would (but see the module's note)."""
-    rows = tuple(session.execute(_ROWS_VERSION, {"job_id": job.id}).one())
-    parts: tuple[Any, ...] = (tuple(getattr(job, name) for name in _JOB_COLUMNS), rows)
-    if job.status == JobStatus.queued:
+@dataclass(frozen=True)
+class Current:
+    """A job as its ETag sees it: its full id, its version, and whether the version fixes every byte
+    of its body (not while a running job's duration_seconds counts up with the clock)."""
+
+    job_id: str
+    version: str
+    fixed: bool
+
+
+def current(session: Session, job_id: str, principal: Principal) -> Current:
+    """The job that `job_id` names (404 or 409 as app.deps.resolve_job_id says) at its current
+    version. A full id, as pollers send, costs one statement on the session's connection, with no
+    ORM object; a queued job's place in the queue and waiting reason are read too."""
+    owner = None if principal.sees_all else principal.owner
+    connection = session.connection()
+    # Only a full id can be looked up as given (PostgreSQL refuses a NUL in text, say).
+    full = len(job_id) == MAX_ID_CHARS and "\x00" not in job_id
+    row = connection.execute(_VERSION, {"job_id": job_id}).first() if full else None
+    if row is None or (owner is not None and row.owner != owner):
+        row = connection.execute(_VERSION, {"job_id": resolve_job_id(session, job_id, owner=owner)}).one()
+    parts: tuple[Any, ...] = tuple(row)
+    if row.status == JobStatus.queued:
+        job = session.get(Job, row.id)
+        assert job is not None  # only ended jobs are deleted
         parts += (queue.waiting_reason(session, job=job), queue.queue_place(session, job=job))
-    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+    version = hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+    return Current(
+        job_id=row.id, version=version, fixed=row.started_at is None or row.finished_at is not None
+    )
 
 
 def etag_header(version: str) -> str:
     # Weak: a running job's body differs in its duration_seconds under one version.
     return f'W/"{version}"'
-
-
-def body_is_fixed(job: Job) -> bool:
-    """Whether the version fixes every byte of the body: not while duration_seconds counts up."""
-    return job.started_at is None or job.finished_at is not None
 
 
 class BodyCache:

@@ -8,12 +8,11 @@ from typing import Annotated
 import pydantic_core
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app import disk_usage, job_etags, job_view, queue
 from app.db import read_session
-from app.deps import EngineDep, JobIdDep, PrincipalDep, SessionDep, SettingsDep, find_job
+from app.deps import EngineDep, JobIdDep, PrincipalDep, SessionDep, SettingsDep
 from app.downloads import not_modified
 from app.filters import JobFilters, job_filters
 from app.hyperparameters import Hyperparameters
@@ -192,26 +191,24 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={**JOB_LOOKUP, **NOT_MODIFIED})
-def get_job(
-    job_id: str, request: Request, engine: EngineDep, principal: PrincipalDep, settings: SettingsDep
-) -> Response:
+def get_job(job_id: str, request: Request) -> Response:
     """With an `ETag`; `If-None-Match` with the last one gets 304 while nothing has changed."""
 
     # The hottest route (clients poll it): one hop to the thread pool and one session for the
     # whole request; the body, unless it would come out the same as a cached one, is built from
     # tuples straight to JSON, without a second validation of what the database holds.
-    def build(session: Session, job: Job) -> bytes:
-        return pydantic_core.to_json(job_view.public_dict(session, job, settings.artifacts_dir))
+    artifacts_dir = request.app.state.settings.artifacts_dir
 
-    return _versioned(request, engine, principal, job_id, route="job", build=build)
+    def build(session: Session, job: Job) -> bytes:
+        return pydantic_core.to_json(job_view.public_dict(session, job, artifacts_dir))
+
+    return _versioned(request, job_id, route="job", build=build)
 
 
 @router.get("/{job_id}/metrics", response_model=list[MetricPublic], responses={**JOB_LOOKUP, **NOT_MODIFIED})
 def get_metrics(
     job_id: str,
     request: Request,
-    engine: EngineDep,
-    principal: PrincipalDep,
     after_epoch: Annotated[int, Query(ge=0, le=1_000_000, description="Only epochs after this one.")] = 0,
 ) -> Response:
     """With the job's `ETag` (it changes with the job or its rows), answered like GET /jobs/{id}'s."""
@@ -219,29 +216,31 @@ def get_metrics(
     def build(session: Session, job: Job) -> bytes:
         return pydantic_core.to_json(job_view.metric_rows(session, job.id, after_epoch=after_epoch))
 
-    return _versioned(request, engine, principal, job_id, route=f"metrics>{after_epoch}", build=build)
+    return _versioned(request, job_id, route=f"metrics>{after_epoch}", build=build)
 
 
 def _versioned(
-    request: Request,
-    engine: Engine,
-    principal: Principal,
-    job_id: str,
-    *,
-    route: str,
-    build: Callable[[Session, Job], bytes],
+    request: Request, job_id: str, *, route: str, build: Callable[[Session, Job], bytes]
 ) -> Response:
     """304 when If-None-Match holds the job's version; else the body, from the app's cache when
-    it was built at this version already."""
-    with read_session(engine) as session:
-        job = find_job(session, job_id, principal)
-        version = job_etags.job_version(session, job)
-        headers = {"ETag": job_etags.etag_header(version)}
-        if not_modified(request.headers.getlist("if-none-match"), version):
+    it was built at this version already. What app.deps' dependencies would give is read from the
+    request here: resolving them costs the pollers' routes more than their query."""
+    principal: Principal = request.state.principal
+    with read_session(request.app.state.engine) as session:
+        found = job_etags.current(session, job_id, principal)
+        headers = {"ETag": job_etags.etag_header(found.version)}
+        if not_modified(request.headers.getlist("if-none-match"), found.version):
             return Response(status_code=304, headers=headers)
-        if job_etags.body_is_fixed(job):
+
+        def build_now() -> bytes:
+            job = session.get(Job, found.job_id)
+            if job is None:  # deleted since (PostgreSQL reads each statement afresh)
+                raise HTTPException(status_code=404, detail=f"job {job_id[:64]!r} not found")
+            return build(session, job)
+
+        if found.fixed:
             cache: job_etags.BodyCache = request.app.state.body_cache
-            body = cache.get_or_build((route, job.id, version), lambda: build(session, job))
+            body = cache.get_or_build((route, found.job_id, found.version), build_now)
         else:
-            body = build(session, job)
+            body = build_now()
     return Response(body, media_type="application/json", headers=headers)
