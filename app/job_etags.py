@@ -26,8 +26,10 @@ from app.deps import MAX_ID_CHARS, resolve_job_id
 from app.models import Checkpoint, EpochMetric, Job, JobStatus
 from app.security import Principal
 
-# Bodies of this many (job, version, route) keys stay serialised: pollers of a few hundred jobs.
+# Bodies of this many (job, version, route) keys stay serialised: pollers of a few hundred jobs;
+# and at most this many bytes of them (a job of 10 000 epochs is ~2.4 MB of JSON).
 CACHED_BODIES = 256
+CACHED_BYTES = 64 * 1024 * 1024
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "If-None-Match matched the ETag: the job and its rows are as they were."}
 }
@@ -92,8 +94,10 @@ class BodyCache:
     Shared by the request threads, hence the lock; an entry is never stale, as its key holds the
     version it was built at."""
 
-    def __init__(self, size: int = CACHED_BODIES) -> None:
+    def __init__(self, size: int = CACHED_BODIES, max_bytes: int = CACHED_BYTES) -> None:
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -105,7 +109,9 @@ class BodyCache:
                 return body
         body = build()  # outside the lock: building reads the database
         with self._lock:
-            self._bodies[key] = body
-            if len(self._bodies) > self._size:
-                self._bodies.popitem(last=False)
+            if key not in self._bodies and len(body) <= self._max_bytes:
+                self._bodies[key] = body
+                self._bytes += len(body)
+            while len(self._bodies) > self._size or self._bytes > self._max_bytes:
+                self._bytes -= len(self._bodies.popitem(last=False)[1])
         return body

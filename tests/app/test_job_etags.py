@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from app import queue
 from app.contract import CheckpointFile
+from app.job_etags import BodyCache
 from app.queue import workers
 from app.queue.deletion import delete_checkpoint
 from app.queue.workers import WorkerCard
@@ -160,3 +161,20 @@ def test_another_owners_job_is_404_whatever_if_none_match_says(keyed: TestClient
     response = keyed.get(f"/jobs/{job_id}", headers={**auth(BOB), "If-None-Match": etag})
     assert response.status_code == 404
     assert "etag" not in response.headers
+
+
+def test_the_body_cache_drops_the_least_recently_used_past_its_count_or_its_bytes() -> None:
+    cache = BodyCache(size=2, max_bytes=10)
+
+    def cached(*keys: str) -> list[str]:
+        """Which keys are still cached: a hit never calls its builder."""
+        return [key for key in keys if cache.get_or_build((key,), lambda: b"rebuilt") != b"rebuilt"]
+
+    for key in ("a", "b"):
+        cache.get_or_build((key,), lambda: b"1234")
+    assert cached("a") == ["a"]  # a hit: now the most recent
+    cache.get_or_build(("c",), lambda: b"1234")  # a third body: "b", the least recent, goes
+    cache.get_or_build(("d",), lambda: b"123456789")  # 4 + 4 + 9 bytes > 10: "a" and "c" go
+    cache.get_or_build(("e",), lambda: b"x" * 11)  # over the budget alone: served, not kept
+    assert cached("d") == ["d"]
+    assert cached("e") == []
