@@ -15,7 +15,8 @@ CPU time per request of the server and of the generator.
 
 Phase "idle": the API alone. Phase "training": a worker started beside it trains a
 digits job (1000 epochs, cancelled at the end). In each phase GET /health and
-GET /jobs/{id} of the bare app, then of the API, at 64 and at 8 clients; then POST /jobs.
+GET /jobs/{id} of the bare app, then of the API, at 64 and at 8 clients; then GET /jobs/{id}
+with its ETag in If-None-Match (a poller's 304) at 64 clients; then POST /jobs.
 Targets: GET /jobs/{id} at 64 clients >= 0.5x the bare app's req/s, p99 < 250 ms at 64
 clients and < 50 ms at 8; GET /health >= 0.8x the bare app's; POST /jobs >= 200 req/s
 (at 64 clients); no errors; and while training, the same within 20 %.
@@ -29,11 +30,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import wrk_load
+from api_report import Result, report
 from live_service import ROOT, api_server, cpu_seconds, percentile, service_env, start_worker, stop
 
 METRIC_ROWS = 100
@@ -42,38 +43,19 @@ TRAINING_START_TIMEOUT_S = 120.0
 Server = tuple[httpx.Client, subprocess.Popen[bytes]]
 
 
-@dataclass(frozen=True)
-class Result:
-    label: str
-    clients: int
-    requests: int
-    errors: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    first_error: str | None
-    server_cpu_ms: float  # CPU time of the API process per answered request, warm-up included
-    client_cpu_ms: float  # the same for the load generator
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    def line(self, phase: str) -> str:
-        error = f" (first error: {self.first_error})" if self.first_error else ""
-        return (
-            f"{phase}: {self.label} at {self.clients} clients: {self.rate:,.0f} req/s, "
-            f"p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, {self.errors} errors "
-            f"({self.requests:,} answered in {self.seconds:.1f} s); CPU per request: "
-            f"server {self.server_cpu_ms:.2f} ms, load generator {self.client_cpu_ms:.2f} ms{error}"
-        )
-
-
-def load(api: Server, label: str, method: str, path: str, clients: int, seconds: float) -> Result:
+def load(
+    api: Server,
+    label: str,
+    method: str,
+    path: str,
+    clients: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
+) -> Result:
     http, process = api
     body = POST_BODY if method == "POST" else None
     spec = {"base_url": str(http.base_url), "method": method, "path": path, "body": body}
-    spec |= {"clients": clients, "seconds": seconds}
+    spec |= {"clients": clients, "seconds": seconds, "headers": headers or {}}
     generator = "wrk_load.py" if wrk_load.available() else "load_client.py"
     cpu_before = cpu_seconds(process.pid)
     out = subprocess.run(
@@ -161,43 +143,15 @@ def run_phase(api: Server, bare: Server, phase: str, job_id: str, seconds: float
                 result = load(server, f"{label} ({name})", "GET", path, clients, seconds)
                 results[f"{prefix}{key}{clients}"] = result
                 print(result.line(phase), flush=True)
+    # A poller that has the job already: its ETag back, answered 304 with no body.
+    etag = {"If-None-Match": api[0].get(f"/jobs/{job_id}").headers["etag"]}
+    label = "GET /jobs/{id} with If-None-Match (304)"
+    results["poll64"] = result = load(api, label, "GET", f"/jobs/{job_id}", 64, seconds, etag)
+    print(result.line(phase), flush=True)
     for clients in (64, 8):
         results[f"post{clients}"] = result = load(api, "POST /jobs", "POST", "/jobs", clients, seconds)
         print(result.line(phase), flush=True)
     return results
-
-
-def ratio(subject: float, baseline: float) -> str:
-    return f"{subject / baseline:.2f}x" if baseline > 0 else "n/a"
-
-
-def ceiling(cpu_ms: float) -> str:
-    """Requests per second one process can answer on one core, at this CPU time per request."""
-    return f"{1000 / cpu_ms:,.0f}" if cpu_ms > 0 else "n/a"
-
-
-def verdicts(results: dict[str, Result], slack: float) -> list[tuple[str, bool]]:
-    """(target with the figure measured, met), thresholds loosened by `slack` (0.2 while training)."""
-    get64, get8, post = results["get64"], results["get8"], results["post64"]
-    get_share = get64.rate / results["bare_get64"].rate
-    health_share = results["health64"].rate / results["bare_health64"].rate
-    share, health_min = 0.5 * (1 - slack), 0.8 * (1 - slack)
-    p99_64, p99_8, post_rate = 250 * (1 + slack), 50 * (1 + slack), 200 * (1 - slack)
-    errors = sum(result.errors for result in results.values())
-    return [
-        (
-            f"GET /jobs/{{id}} at 64 clients >= {share:.2f}x the bare app ({get_share:.2f}x)",
-            get_share >= share,
-        ),
-        (f"GET /jobs/{{id}} at 64 clients p99 < {p99_64:.0f} ms ({get64.p99_ms:.0f})", get64.p99_ms < p99_64),
-        (f"GET /jobs/{{id}} at 8 clients p99 < {p99_8:.0f} ms ({get8.p99_ms:.0f})", get8.p99_ms < p99_8),
-        (
-            f"GET /health at 64 clients >= {health_min:.2f}x the bare app ({health_share:.2f}x)",
-            health_share >= health_min,
-        ),
-        (f"POST /jobs at 64 clients >= {post_rate:.0f} req/s ({post.rate:,.0f})", post.rate >= post_rate),
-        (f"zero errors ({errors})", errors == 0),
-    ]
 
 
 def main() -> None:
@@ -232,33 +186,6 @@ def main() -> None:
                     stop(worker)
     print(f"the background job was {still} at the end of the training phase")
     report(idle, training)
-
-
-def report(idle: dict[str, Result], training: dict[str, Result]) -> None:
-    for phase, results in (("idle", idle), ("training", training)):
-        for key in ("health64", "get64", "health8", "get8"):
-            api, bare = results[key], results[f"bare_{key}"]
-            print(
-                f"{phase}: {api.label} at {api.clients} clients / the bare app's: "
-                f"{ratio(api.rate, bare.rate)} the req/s, p99 {ratio(api.p99_ms, bare.p99_ms)}"
-            )
-        get, post = results["get64"], results["post64"]
-        # One process runs Python on one core at a time: its CPU per request bounds its rate.
-        print(
-            f"{phase}: server CPU per request at 64 clients, GET /jobs/{{id}} {get.server_cpu_ms:.2f} ms "
-            f"(at most {ceiling(get.server_cpu_ms)} req/s on one core; the bare app "
-            f"{results['bare_get64'].server_cpu_ms:.2f} ms), "
-            f"POST /jobs {post.server_cpu_ms:.2f} ms (at most {ceiling(post.server_cpu_ms)} req/s)"
-        )
-    for key, result in idle.items():
-        other = training[key]
-        print(
-            f"training / idle, {result.label} at {result.clients} clients: req/s {ratio(other.rate, result.rate)}, "
-            f"p99 {ratio(other.p99_ms, result.p99_ms)}"
-        )
-    for phase, results, slack in (("idle", idle, 0.0), ("training", training, 0.2)):
-        for target, met in verdicts(results, slack):
-            print(f"target ({phase}) {target}: {'met' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":

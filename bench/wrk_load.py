@@ -3,7 +3,7 @@ fraction of the CPU that the Python one (bench/load_client.py) needs, so on a sm
 server, not the generator, is what is measured.
 
     python bench/wrk_load.py '{"base_url": "http://127.0.0.1:8000", "method": "GET",
-        "path": "/health", "body": null, "clients": 8, "seconds": 5}'
+        "path": "/health", "body": null, "clients": 8, "seconds": 5, "headers": {}}'
 
 Prints the same JSON object as load_client.py, with p50_ms and p99_ms (from wrk's latency
 distribution) instead of every latency, and error_count beside a line per kind of error.
@@ -58,6 +58,8 @@ def generate(spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         # The request as a Lua script: wrk takes a method and a body only from one.
         script.write(f"wrk.method = {json.dumps(spec['method'])}\n")
+        for name, value in spec.get("headers", {}).items():
+            script.write(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n")
         if spec["body"] is not None:
             script.write(f"wrk.body = {json.dumps(json.dumps(spec['body']))}\n")
             script.write('wrk.headers["Content-Type"] = "application/json"\n')
