@@ -56,7 +56,7 @@ def artifact_response(
     if not path.is_relative_to(folder) or not path.is_file():
         raise HTTPException(status_code=404, detail=missing)
     headers = {"ETag": f'"{sha256}"', "Cache-Control": "private, max-age=0"}
-    if _not_modified(request.headers.getlist("if-none-match"), sha256):
+    if not_modified(request.headers.getlist("if-none-match"), sha256):
         return Response(status_code=304, headers=headers)
     if accel_redirect_prefix is not None:
         headers["Content-Disposition"] = _attachment(download_name)
@@ -79,8 +79,9 @@ def _attachment(file_name: str) -> str:
     return f'attachment; filename="{file_name}"'
 
 
-def _not_modified(if_none_match: list[str], opaque_tag: str) -> bool:
-    """RFC 9110 13.1.2: `*`, or any listed tag equal to ours under weak comparison (W/ ignored)."""
+def not_modified(if_none_match: list[str], opaque_tag: str) -> bool:
+    """RFC 9110 13.1.2: `*`, or any listed tag equal to ours under weak comparison (W/ ignored).
+    Used by every route that sends an ETag (files here, jobs in app.routes.jobs)."""
     # Splitting at commas cannot cut our tag (a hex digest) nor make a fragment look like it.
     elements = [element.strip() for value in if_none_match for element in value.split(",")]
     if elements == ["*"]:

@@ -15,17 +15,23 @@ from app.schemas import CheckpointPublic, JobPublic, MetricPublic, queue_fields,
 METRIC_FIELDS = list(MetricPublic.model_fields)
 
 
-def public_dict(session: Session, job: Job, artifacts_dir: Path) -> dict[str, Any]:
-    """A JobPublic's fields, JSON-ready."""
+def metric_rows(session: Session, job_id: str, *, after_epoch: int = 0) -> list[dict[str, Any]]:
+    """MetricPublic's fields of the job's epochs after `after_epoch`, in order: straight from
+    tuples, without an ORM or pydantic object per row."""
     rows = session.exec(
         select(*(col(getattr(EpochMetric, name)) for name in METRIC_FIELDS))
-        .where(EpochMetric.job_id == job.id)
+        .where(EpochMetric.job_id == job_id, col(EpochMetric.epoch) > after_epoch)
         .order_by(col(EpochMetric.epoch))
     ).all()
+    return [dict(zip(METRIC_FIELDS, row, strict=True)) for row in rows]
+
+
+def public_dict(session: Session, job: Job, artifacts_dir: Path) -> dict[str, Any]:
+    """A JobPublic's fields, JSON-ready."""
     body = summary_fields(
         job, disk_bytes=disk_usage.disk_bytes(session, [job], artifacts_dir=artifacts_dir)[job.id]
     )
-    body["metrics"] = [dict(zip(METRIC_FIELDS, row, strict=True)) for row in rows]
+    body["metrics"] = metric_rows(session, job.id)
     checkpoints = session.exec(
         select(Checkpoint).where(Checkpoint.job_id == job.id).order_by(col(Checkpoint.epoch))
     )

@@ -24,6 +24,7 @@ from app import housekeeping, queue, telemetry
 from app.db import make_engine
 from app.deps import known_query_only
 from app.integrity import check_artifacts, check_database
+from app.job_etags import BodyCache
 from app.middleware import LimitBodySize, RequireApiKey
 from app.migrations import upgrade
 from app.operation_ids import operation_id
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(400, _unreadable_body)
     # One registry per app: apps created side by side (tests) keep their series apart.
     app.state.metrics_registry = CollectorRegistry()
+    app.state.body_cache = BodyCache()
     # The last added runs first: keys (or without keys, the peer) are checked before anything else
     # (a refused request is not counted), then requests are counted (a 413 too), then the body is
     # read, up to its limit, before any route runs.

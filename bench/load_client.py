@@ -1,7 +1,7 @@
 """The load generator of bench/api_load.py, in a process of its own, beside the server's.
 
     python bench/load_client.py '{"base_url": "http://127.0.0.1:8000", "method": "GET",
-        "path": "/health", "body": null, "clients": 8, "seconds": 5}'
+        "path": "/health", "body": null, "clients": 8, "seconds": 5, "headers": {}}'
 
 Prints one JSON object: the requests answered, the latencies and errors, and its CPU time.
 """
@@ -44,7 +44,9 @@ async def generate(spec: dict[str, Any]) -> dict[str, Any]:
         async with http:
             while (sent := time.perf_counter()) < end:
                 try:
-                    response = await http.request(spec["method"], spec["path"], json=spec["body"])
+                    response = await http.request(
+                        spec["method"], spec["path"], json=spec["body"], headers=spec.get("headers")
+                    )
                     error = None if response.status_code < 400 else f"HTTP {response.status_code}"
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__} after {time.perf_counter() - sent:.1f} s"

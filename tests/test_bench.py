@@ -31,6 +31,7 @@ SCRIPTS = [
     "run_all.py",
     "scale.py",
     "start_cost.py",
+    "wrk_load.py",
 ]
 # A safety net against a hung child, not a measurement.
 LIMIT_S = 300

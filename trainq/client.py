@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -159,8 +160,15 @@ class Client(Transfers):
         Raises WaitTimedOut (a TimeoutError) if it has not ended within `timeout` seconds (None: no limit);
         the job itself is left as it is."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        job: dict[str, Any] = {}
+        etag: str | None = None
         while True:
-            job = self.get_job(job_id)
+            # With the last ETag, an unchanged job costs the server a 304 and no body.
+            response = self._request(
+                "GET", job_path(job_id), headers={"If-None-Match": etag} if etag else None
+            )
+            if response.status_code != HTTPStatus.NOT_MODIFIED:
+                job, etag = dict(response.json()), response.headers.get("etag")
             if job["status"] in FINAL_STATUSES:
                 return job
             left = None if deadline is None else deadline - time.monotonic()

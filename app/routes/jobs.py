@@ -1,25 +1,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import pydantic_core
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from app import disk_usage, job_view, queue
+from app import disk_usage, job_etags, job_view, queue
 from app.db import read_session
-from app.deps import EngineDep, JobDep, JobIdDep, PrincipalDep, SessionDep, SettingsDep, find_job
+from app.deps import EngineDep, JobIdDep, PrincipalDep, SessionDep, SettingsDep
+from app.downloads import not_modified
 from app.filters import JobFilters, job_filters
 from app.hyperparameters import Hyperparameters
 from app.imagefolder_layout import LayoutError, find_layout
-from app.models import (
-    MAX_IDEMPOTENCY_KEY_CHARS,
-    EpochMetric,
-    JobCreate,
-)
+from app.job_etags import NOT_MODIFIED
+from app.models import MAX_IDEMPOTENCY_KEY_CHARS, Job, JobCreate
 from app.schemas import (
     JOB_LOOKUP,
     TOO_LARGE,
@@ -191,26 +190,57 @@ def list_jobs(
     return Response(pydantic_core.to_json(page), media_type="application/json")
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses=JOB_LOOKUP)
-def get_job(job_id: str, engine: EngineDep, principal: PrincipalDep, settings: SettingsDep) -> Response:
+@router.get("/{job_id}", response_model=JobPublic, responses={**JOB_LOOKUP, **NOT_MODIFIED})
+def get_job(job_id: str, request: Request) -> Response:
+    """With an `ETag`; `If-None-Match` with the last one gets 304 while nothing has changed."""
+
     # The hottest route (clients poll it): one hop to the thread pool and one session for the
-    # whole request; metric rows go straight from tuples to JSON, without an ORM or pydantic
-    # object per row, nor a second validation of what the database holds.
-    with read_session(engine) as session:
-        job = find_job(session, job_id, principal)
-        body = job_view.public_dict(session, job, settings.artifacts_dir)
-        return Response(pydantic_core.to_json(body), media_type="application/json")
+    # whole request; the body, unless it would come out the same as a cached one, is built from
+    # tuples straight to JSON, without a second validation of what the database holds.
+    artifacts_dir = request.app.state.settings.artifacts_dir
+
+    def build(session: Session, job: Job) -> bytes:
+        return pydantic_core.to_json(job_view.public_dict(session, job, artifacts_dir))
+
+    return _versioned(request, job_id, route="job", build=build)
 
 
-@router.get("/{job_id}/metrics", responses=JOB_LOOKUP)
+@router.get("/{job_id}/metrics", response_model=list[MetricPublic], responses={**JOB_LOOKUP, **NOT_MODIFIED})
 def get_metrics(
-    job: JobDep,
-    session: SessionDep,
+    job_id: str,
+    request: Request,
     after_epoch: Annotated[int, Query(ge=0, le=1_000_000, description="Only epochs after this one.")] = 0,
-) -> list[MetricPublic]:
-    rows = session.exec(
-        select(EpochMetric)
-        .where(EpochMetric.job_id == job.id, EpochMetric.epoch > after_epoch)
-        .order_by(col(EpochMetric.epoch))
-    ).all()
-    return [MetricPublic.model_validate(row, from_attributes=True) for row in rows]
+) -> Response:
+    """With the job's `ETag` (it changes with the job or its rows), answered like GET /jobs/{id}'s."""
+
+    def build(session: Session, job: Job) -> bytes:
+        return pydantic_core.to_json(job_view.metric_rows(session, job.id, after_epoch=after_epoch))
+
+    return _versioned(request, job_id, route=f"metrics>{after_epoch}", build=build)
+
+
+def _versioned(
+    request: Request, job_id: str, *, route: str, build: Callable[[Session, Job], bytes]
+) -> Response:
+    """304 when If-None-Match holds the job's version; else the body, from the app's cache when
+    it was built at this version already. What app.deps' dependencies would give is read from the
+    request here: resolving them costs the pollers' routes more than their query."""
+    principal: Principal = request.state.principal
+    with read_session(request.app.state.engine) as session:
+        found = job_etags.current(session, job_id, principal)
+        headers = {"ETag": job_etags.etag_header(found.version)}
+        if not_modified(request.headers.getlist("if-none-match"), found.version):
+            return Response(status_code=304, headers=headers)
+
+        def build_now() -> bytes:
+            job = session.get(Job, found.job_id)
+            if job is None:  # deleted since (PostgreSQL reads each statement afresh)
+                raise HTTPException(status_code=404, detail=f"job {job_id[:64]!r} not found")
+            return build(session, job)
+
+        if found.fixed:
+            cache: job_etags.BodyCache = request.app.state.body_cache
+            body = cache.get_or_build((route, found.job_id, found.version), build_now)
+        else:
+            body = build_now()
+    return Response(body, media_type="application/json", headers=headers)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
 
 from tests.e2e.conftest import Service, running_service
+from tests.support.polling import wait_for
 from tests.support.processes import free_port
 from trainq import (
     CheckpointEvent,
@@ -27,13 +29,16 @@ from trainq import (
 )
 
 KEY = "client-test-key-0123456789abcdef"
+METRICS_KEY = "client-test-metrics-0123456789ab"
 
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """Keys required, and no worker: jobs stay queued."""
     state_dir = tmp_path_factory.mktemp("keyed")
-    with running_service(state_dir, api_key=KEY, TRAINQ_API_KEYS=f"alice:{KEY}") as running:
+    with running_service(
+        state_dir, api_key=KEY, TRAINQ_API_KEYS=f"alice:{KEY},metrics:{METRICS_KEY}"
+    ) as running:
         yield running
 
 
@@ -139,6 +144,32 @@ def test_wait_on_a_job_that_never_ends_times_out_with_a_clear_error(client: Clie
     assert isinstance(timed_out.value, TimeoutError)
     assert isinstance(timed_out.value, TrainqError)
     assert client.get_job(job_id)["status"] == "queued"
+
+
+def _not_modified_answers(service: Service) -> float:
+    """How many 304s the server has sent for GET /jobs/{job_id}, from its Prometheus series."""
+    series = 'trainq_http_requests_total{method="GET",route="/jobs/{job_id}",status="304"} '
+    scraped = service.http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_KEY}"})
+    lines = scraped.raise_for_status().text.splitlines()
+    return sum(float(line.removeprefix(series)) for line in lines if line.startswith(series))
+
+
+def test_wait_polls_with_if_none_match_and_returns_the_job_once_it_changes(
+    keyed: Service, client: Client
+) -> None:
+    job_id = client.submit({"epochs": 1})["id"]
+    before = _not_modified_answers(keyed)
+
+    def cancel_once_a_poll_was_not_modified() -> None:
+        wait_for(lambda: _not_modified_answers(keyed) > before, timeout_s=30, what="a 304 to wait()")
+        keyed.http.post(f"/jobs/{job_id}/cancel").raise_for_status()
+
+    canceller = threading.Thread(target=cancel_once_a_poll_was_not_modified)
+    canceller.start()
+    try:
+        assert client.wait(job_id, timeout=60, poll_interval_s=0.05)["status"] == "cancelled"
+    finally:
+        canceller.join()
 
 
 def test_watch_an_unknown_job_is_not_found(client: Client) -> None:

@@ -1,0 +1,117 @@
+"""ETags for the routes that pollers call (GET /jobs/{id} and /jobs/{id}/metrics), and a cache of
+their serialised bodies keyed by the same version.
+
+A job's version is a digest of everything its body is built from: the job's row (every column),
+the count and largest id of its metric rows and of its checkpoints (rows are only inserted or
+deleted, never changed in place: a retried epoch's row is replaced by one with a new id), and,
+while it is queued, its waiting reason and place in the queue. One exception, documented in the
+README: a running job's duration_seconds counts up with the clock, and does not change the ETag;
+a 304 leaves the client with the figure of its last 200 (started_at gives it exactly).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, func, select
+from sqlmodel import Session, col
+
+from app import queue
+from app.deps import MAX_ID_CHARS, resolve_job_id
+from app.models import Checkpoint, EpochMetric, Job, JobStatus
+from app.security import Principal
+
+# Bodies of this many (job, version, route) keys stay serialised: pollers of a few hundred jobs;
+# and at most this many bytes of them (a job of 10 000 epochs is ~2.4 MB of JSON).
+CACHED_BODIES = 256
+CACHED_BYTES = 64 * 1024 * 1024
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "If-None-Match matched the ETag: the job and its rows are as they were."}
+}
+
+_JOBS = Job.__table__  # type: ignore[attr-defined]
+
+
+def _row_aggregate(model: type[EpochMetric] | type[Checkpoint], aggregate: ColumnElement[Any]) -> Any:
+    return select(aggregate).where(col(model.job_id) == _JOBS.c.id).scalar_subquery()
+
+
+# One statement: the job's row by its primary key, and beside it the count and largest id of its
+# metric rows and checkpoints, each an index range on the (job_id, epoch) unique keys.
+_VERSION = select(
+    *_JOBS.columns,
+    _row_aggregate(EpochMetric, func.count()),
+    _row_aggregate(EpochMetric, func.max(EpochMetric.id)),
+    _row_aggregate(Checkpoint, func.count()),
+    _row_aggregate(Checkpoint, func.max(Checkpoint.id)),
+).where(_JOBS.c.id == bindparam("job_id"))
+
+
+@dataclass(frozen=True)
+class Current:
+    """A job as its ETag sees it: its full id, its version, and whether the version fixes every byte
+    of its body (not while a running job's duration_seconds counts up with the clock)."""
+
+    job_id: str
+    version: str
+    fixed: bool
+
+
+def current(session: Session, job_id: str, principal: Principal) -> Current:
+    """The job that `job_id` names (404 or 409 as app.deps.resolve_job_id says) at its current
+    version. A full id, as pollers send, costs one statement on the session's connection, with no
+    ORM object; a queued job's place in the queue and waiting reason are read too."""
+    owner = None if principal.sees_all else principal.owner
+    connection = session.connection()
+    # Only a full id can be looked up as given (PostgreSQL refuses a NUL in text, say).
+    full = len(job_id) == MAX_ID_CHARS and "\x00" not in job_id
+    row = connection.execute(_VERSION, {"job_id": job_id}).first() if full else None
+    if row is None or (owner is not None and row.owner != owner):
+        row = connection.execute(_VERSION, {"job_id": resolve_job_id(session, job_id, owner=owner)}).one()
+    parts: tuple[Any, ...] = tuple(row)
+    if row.status == JobStatus.queued:
+        job = session.get(Job, row.id)
+        assert job is not None  # only ended jobs are deleted
+        parts += (queue.waiting_reason(session, job=job), queue.queue_place(session, job=job))
+    version = hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+    return Current(
+        job_id=row.id, version=version, fixed=row.started_at is None or row.finished_at is not None
+    )
+
+
+def etag_header(version: str) -> str:
+    # Weak: a running job's body differs in its duration_seconds under one version.
+    return f'W/"{version}"'
+
+
+class BodyCache:
+    """Serialised bodies by (route, job id, version, query), least recently used dropped first.
+    Shared by the request threads, hence the lock; an entry is never stale, as its key holds the
+    version it was built at."""
+
+    def __init__(self, size: int = CACHED_BODIES, max_bytes: int = CACHED_BYTES) -> None:
+        self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_build(self, key: tuple[Any, ...], build: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            body = self._bodies.get(key)
+            if body is not None:
+                self._bodies.move_to_end(key)
+                return body
+        body = build()  # outside the lock: building reads the database
+        with self._lock:
+            if key not in self._bodies and len(body) <= self._max_bytes:
+                self._bodies[key] = body
+                self._bytes += len(body)
+            while len(self._bodies) > self._size or self._bytes > self._max_bytes:
+                self._bytes -= len(self._bodies.popitem(last=False)[1])
+        return body
