@@ -12,7 +12,9 @@ run draws do not depend on which DataLoader worker a batch lands on.
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections.abc import Iterator
+from multiprocessing.context import BaseContext
 from typing import Any, Protocol
 
 import torch
@@ -167,11 +169,30 @@ class _SeededSamples(Dataset[Any]):
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
         epoch, index = key
-        # Forked, so that the training process's own stream (dropout, with num_workers 0) moves on
-        # as if no sample had been drawn from it.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, epoch, index))
+        # The CPU generator alone, which is what transforms draw from: torch.manual_seed would
+        # seed (or queue seeds for) every device's generators too, on every sample. Its state is
+        # put back after, so that the training process's own stream (dropout, with num_workers 0)
+        # moves on as if no sample had been drawn from it.
+        generator = torch.default_generator
+        state = generator.get_state()
+        generator.manual_seed(sample_seed(self.seed, epoch, index))
+        try:
             return self.dataset[index]
+        finally:
+            generator.set_state(state)
+
+
+def worker_context(num_workers: int) -> BaseContext | None:
+    """How DataLoader workers start: forked from this process where the platform can fork.
+
+    A training process is itself started by the worker's fork server, so multiprocessing's
+    default here is "forkserver": each DataLoader worker would be a new child of that server,
+    sent the whole dataset by pickle (one file descriptor per shared tensor: a memory-cached
+    folder fails with "too many fds"). Forked, a worker starts in milliseconds with the
+    dataset, its cache and every module already there."""
+    if num_workers == 0 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork")
 
 
 class DeviceLoader:
@@ -189,6 +210,7 @@ class DeviceLoader:
         ranks: Ranks = ONE_RANK,
     ) -> None:
         num_samples = len(dataset)  # type: ignore[arg-type]
+        self.dataset = dataset
         self.device = device
         self.seed = seed
         self.batch_size = batch_size
@@ -208,6 +230,7 @@ class DeviceLoader:
             num_workers=num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=num_workers > 0,
+            multiprocessing_context=worker_context(num_workers),
             drop_last=_usable_samples(shard, batch_size, shuffle) < shard,
         )
         self._batches = len(self.loader)  # taken before any start_batch shortens the sampler
