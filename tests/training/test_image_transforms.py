@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,23 @@ def test_images_dataloader_workers_decode_are_cached_for_every_process(shapes: P
 
     # Filled by the workers, seen here: the next epoch's workers, or this process, decode nothing.
     assert cache.filled.all()
+
+
+def test_where_workers_cannot_be_forked_the_cache_is_in_memory_they_can_be_sent(
+    shapes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    settings: dict[str, Any] = {"cache": "memory", "augment": "none"}
+    data = _build(shapes, **settings)
+    assert isinstance(data.train, DeviceLoader) and isinstance(data.train.dataset, ImageFiles)
+    cache = data.train.dataset.cache
+    assert cache is not None and cache.pixels.is_shared() and cache.filled.is_shared()
+
+    served = _images(data.train)
+
+    assert cache.filled.all()
+    monkeypatch.undo()
+    assert torch.equal(served, _images(_build(shapes, **settings).train))
 
 
 def test_cache_memory_that_could_not_fit_is_refused_naming_the_sizes(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import mmap
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,8 +48,8 @@ class SharedImages:
     def __init__(self, shapes: Sequence[tuple[int, int, int]]) -> None:
         self.shapes = list(shapes)
         self.offsets = list(itertools.accumulate((c * h * w for c, h, w in shapes), initial=0))
-        self.pixels = torch.empty(self.offsets[-1], dtype=torch.uint8).share_memory_()
-        self.filled = torch.zeros(len(shapes), dtype=torch.bool).share_memory_()
+        self.pixels = _shared_zeros(self.offsets[-1], torch.uint8)
+        self.filled = _shared_zeros(len(shapes), torch.bool)
 
     @classmethod
     def holding(cls, images: Sequence[Tensor]) -> SharedImages:
@@ -67,6 +68,17 @@ class SharedImages:
         if tuple(image.shape) == self.shapes[index]:
             self.pixels[self.offsets[index] : self.offsets[index + 1]] = image.reshape(-1)
             self.filled[index] = True
+
+
+def _shared_zeros(count: int, dtype: torch.dtype) -> Tensor:
+    """`count` zeros that every DataLoader worker of this process shares with it.
+
+    Where workers are forked, an anonymous shared mapping: inherited as it is, and not bounded by
+    /dev/shm, which a container often keeps small. Elsewhere, torch's shared memory, which a
+    worker started another way receives by pickle."""
+    if worker_context(1) is None:
+        return torch.zeros(count, dtype=dtype).share_memory_()
+    return torch.frombuffer(mmap.mmap(-1, max(count, 1)), dtype=dtype)[:count]
 
 
 class ImageFiles(Dataset[tuple[Tensor, int]]):
