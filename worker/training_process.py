@@ -50,6 +50,7 @@ from worker.training import (
     run_training,
 )
 from worker.training.distributed import ONE_RANK, Ranks
+from worker.training.loader_workers import keep_from_workers
 from worker.training_log import log_to
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class PipeCallbacks:
 
     def __init__(self, conn: Connection, job_dir: Path) -> None:
         self._conn = conn
+        # DataLoader workers are forked from this process: held by them too, the pipe would not
+        # tell the supervisor that this process died until they noticed and exited.
+        keep_from_workers(conn.fileno())
         self._job_dir = job_dir
         self._lock = threading.Lock()
         self._last_progress = 0.0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +14,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from worker.training import loader_workers
+from worker.training.loader_workers import keep_from_workers
 from worker.training.loaders import DeviceLoader
 
 
@@ -81,3 +85,20 @@ def test_each_sample_seeds_the_cpu_generator_only_and_leaves_its_stream_where_it
     assert torch.equal(first, _epoch(loader)[0])  # the same seed and epoch draw the same numbers
     loader.set_epoch(2)
     assert not torch.equal(first, _epoch(loader)[0])
+
+
+def test_forked_workers_do_not_hold_the_supervisors_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader_workers, "_KEPT_FROM_WORKERS", set())
+    read_end, write_end = os.pipe()
+    keep_from_workers(write_end)
+    loader = _loader(num_workers=2)
+    try:
+        _epoch(loader)  # its persistent workers are running now, forked while write_end was open
+        os.close(write_end)
+
+        # The pipe ends as soon as this process lets go of it, as a supervisor sees a dead process.
+        readable, _, _ = select.select([read_end], [], [], 60)
+        assert readable and os.read(read_end, 1) == b""
+    finally:
+        del loader
+        os.close(read_end)

@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .errors import ConfigError, DataError
-from .loaders import worker_context
+from .loader_workers import init_worker, worker_context
 from .transforms import Transform, channel_sums, decode_resized, decoded_shape
 
 logger = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ def decode_all(
         num_workers=workers,
         collate_fn=_as_is,
         multiprocessing_context=worker_context(workers),
+        worker_init_fn=init_worker,
     )
     decoded: list[Tensor | None] = []
     sums: list[Tensor] = []

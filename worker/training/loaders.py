@@ -12,9 +12,7 @@ run draws do not depend on which DataLoader worker a batch lands on.
 from __future__ import annotations
 
 import math
-import multiprocessing
 from collections.abc import Iterator
-from multiprocessing.context import BaseContext
 from typing import Any, Protocol
 
 import torch
@@ -24,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .distributed import ONE_RANK, Ranks, shard_indices
 from .errors import DataError
+from .loader_workers import init_worker, worker_context
 
 Batch = tuple[Tensor, Tensor]
 
@@ -182,19 +181,6 @@ class _SeededSamples(Dataset[Any]):
             generator.set_state(state)
 
 
-def worker_context(num_workers: int) -> BaseContext | None:
-    """How DataLoader workers start: forked from this process where the platform can fork.
-
-    A training process is itself started by the worker's fork server, so multiprocessing's
-    default here is "forkserver": each DataLoader worker would be a new child of that server,
-    sent the whole dataset by pickle (one file descriptor per shared tensor: a memory-cached
-    folder fails with "too many fds"). Forked, a worker starts in milliseconds with the
-    dataset, its cache and every module already there."""
-    if num_workers == 0 or "fork" not in multiprocessing.get_all_start_methods():
-        return None
-    return multiprocessing.get_context("fork")
-
-
 class DeviceLoader:
     """A DataLoader over a map-style dataset whose batches arrive on the device."""
 
@@ -231,6 +217,7 @@ class DeviceLoader:
             pin_memory=self.pin_memory,
             persistent_workers=num_workers > 0,
             multiprocessing_context=worker_context(num_workers),
+            worker_init_fn=init_worker,
             drop_last=_usable_samples(shard, batch_size, shuffle) < shard,
         )
         self._batches = len(self.loader)  # taken before any start_batch shortens the sampler
