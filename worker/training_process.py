@@ -66,7 +66,7 @@ class PipeCallbacks:
         self._conn = conn
         # DataLoader workers are forked from this process: held by them too, the pipe would not
         # tell the supervisor that this process died until they noticed and exited.
-        keep_from_workers(conn.fileno())
+        keep_from_workers(conn)
         self._job_dir = job_dir
         self._lock = threading.Lock()
         self._last_progress = 0.0

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
-import select
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,17 +87,18 @@ def test_each_sample_seeds_the_cpu_generator_only_and_leaves_its_stream_where_it
 
 
 def test_forked_workers_do_not_hold_the_supervisors_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loader_workers, "_KEPT_FROM_WORKERS", set())
-    read_end, write_end = os.pipe()
-    keep_from_workers(write_end)
+    monkeypatch.setattr(loader_workers, "_KEPT_FROM_WORKERS", weakref.WeakSet())
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    keep_from_workers(writer)
     loader = _loader(num_workers=2)
     try:
-        _epoch(loader)  # its persistent workers are running now, forked while write_end was open
-        os.close(write_end)
+        _epoch(loader)  # its persistent workers are running now, forked while the writer was open
+        writer.close()
 
         # The pipe ends as soon as this process lets go of it, as a supervisor sees a dead process.
-        readable, _, _ = select.select([read_end], [], [], 60)
-        assert readable and os.read(read_end, 1) == b""
+        assert reader.poll(60)
+        with pytest.raises(EOFError):
+            reader.recv()
     finally:
         del loader
-        os.close(read_end)
+        reader.close()

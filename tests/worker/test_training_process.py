@@ -4,6 +4,7 @@ import logging
 import multiprocessing
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
@@ -207,9 +208,9 @@ def test_failure_messages_name_the_workers_folders_by_their_settings() -> None:
 def test_the_pipe_to_the_supervisor_is_kept_from_dataloader_workers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(loader_workers, "_KEPT_FROM_WORKERS", set())
+    monkeypatch.setattr(loader_workers, "_KEPT_FROM_WORKERS", weakref.WeakSet())
     parent, child = multiprocessing.Pipe()
     with parent, child:
         PipeCallbacks(child, tmp_path)
 
-        assert {child.fileno()} == loader_workers._KEPT_FROM_WORKERS
+        assert set(loader_workers._KEPT_FROM_WORKERS) == {child}

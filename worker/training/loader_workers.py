@@ -6,11 +6,14 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import weakref
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 
-# File descriptors a forked worker must not hold (keep_from_workers).
-_KEPT_FROM_WORKERS: set[int] = set()
+# Connections a forked worker must not hold (keep_from_workers); held weakly, so that one closed
+# and gone is not mistaken for whatever reuses its descriptor's number.
+_KEPT_FROM_WORKERS: weakref.WeakSet[Connection] = weakref.WeakSet()
 
 
 def worker_context(num_workers: int) -> BaseContext | None:
@@ -26,25 +29,26 @@ def worker_context(num_workers: int) -> BaseContext | None:
     return multiprocessing.get_context("fork")
 
 
-def keep_from_workers(fd: int) -> None:
-    """Have forked workers drop `fd`: the training process's end of its supervisor's pipe, which
+def keep_from_workers(conn: Connection) -> None:
+    """Have forked workers drop `conn`: the training process's end of its supervisor's pipe, which
     tells the supervisor that the process is gone only once no process holds it any more."""
-    _KEPT_FROM_WORKERS.add(fd)
+    _KEPT_FROM_WORKERS.add(conn)
 
 
-def _drop_kept_descriptors(worker_id: int) -> None:
-    # Pointed at /dev/null rather than closed: the objects that own these numbers close them
-    # again at exit, which must not hit a descriptor the worker has opened since.
-    if not _KEPT_FROM_WORKERS:
+def _drop_kept_connections(worker_id: int) -> None:
+    # Its descriptor pointed at /dev/null rather than closed: the inherited Connection closes it
+    # again when it is collected, which must not hit a descriptor the worker has opened since.
+    kept = [conn for conn in _KEPT_FROM_WORKERS if not conn.closed]
+    if not kept:
         return
     null = os.open(os.devnull, os.O_RDWR)
-    for fd in _KEPT_FROM_WORKERS:
+    for conn in kept:
         with contextlib.suppress(OSError):
-            os.dup2(null, fd)
+            os.dup2(null, conn.fileno())
     os.close(null)
 
 
-WORKER_INIT_STEPS: list[Callable[[int], None]] = [_drop_kept_descriptors]
+WORKER_INIT_STEPS: list[Callable[[int], None]] = [_drop_kept_connections]
 
 
 def init_worker(worker_id: int) -> None:
