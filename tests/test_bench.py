@@ -81,6 +81,14 @@ def test_the_cpu_share_benchmark_trains_alone_and_in_pairs_with_the_policy_off_a
     assert "two jobs at once / one job alone (the slower job): before " in out
 
 
+def test_the_start_cost_benchmark_times_an_image_folder_against_a_tensor_dataset() -> None:
+    args = ["--dataset", "imagefolder", "--models", "small_cnn", "--epochs", "2"]
+    out = bench("start_cost.py", *args, env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
+    assert re.search(r"small_cnn: claim to first batch [0-9.]+ s, .* epoch 1 / later = [0-9.]+x", out)
+    assert "target small_cnn epoch 1 <= 1.5x a later epoch" in out
+    assert "cache: memory later epochs / tensor dataset (speed, small_cnn, same run) = " in out
+
+
 def test_the_download_benchmark_resumes_a_download_with_range_requests() -> None:
     out = bench("downloads.py", "--mib", "2", "--repeats", "1").stdout
     assert "sha256 matches" in out

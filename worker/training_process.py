@@ -59,6 +59,7 @@ from worker.training import (
 )
 from worker.training.cpu_threads import use_cpu_threads
 from worker.training.distributed import ONE_RANK, Ranks
+from worker.training.loader_workers import keep_from_workers
 from worker.training_log import log_to
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ class PipeCallbacks:
 
     def __init__(self, conn: Connection, job_dir: Path, cpu_threads: CpuThreads) -> None:
         self._conn = conn
+        # DataLoader workers are forked from this process: held by them too, the pipe would not
+        # tell the supervisor that this process died until they noticed and exited.
+        keep_from_workers(conn)
         self._job_dir = job_dir
         self._cpu_threads = cpu_threads
         self._lock = threading.Lock()

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from PIL import Image
 
 from app.hyperparameters import Hyperparameters
 from tests.support.images import make_image_folder, write_grayscale_image
 from worker.training import ConfigError, image_cache
 from worker.training.data import Data, build_data
-from worker.training.loaders import Loader
+from worker.training.image_cache import ImageFiles
+from worker.training.loaders import DeviceLoader, Loader
 from worker.training.transforms import IMAGENET_MEAN, IMAGENET_STD, decode_resized
 
 
@@ -31,20 +31,6 @@ def _images(loader: Loader) -> torch.Tensor:
 def shapes(tmp_path: Path) -> Path:
     make_image_folder(tmp_path / "shapes", splits=("train", "val"), per_class=4, size=40)
     return tmp_path
-
-
-@pytest.fixture
-def opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every file PIL opens, in this process (the tests that use it load with num_workers 0)."""
-    files: list[str] = []
-    real_open = Image.open
-
-    def counting_open(path: Any, *args: Any, **kwargs: Any) -> Image.Image:
-        files.append(str(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(Image, "open", counting_open)
-    yield files
 
 
 @pytest.mark.parametrize("augment", ["none", "light", "standard"])
@@ -112,40 +98,69 @@ def test_grayscale_images_become_three_channels(shapes: Path) -> None:
     assert any(torch.allclose(image, torch.full_like(image, 128 / 255)) for image in images)
 
 
-def test_the_memory_cache_decodes_each_file_once(shapes: Path, opened: list[str]) -> None:
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every file decoded to pixels, in this process (the tests that use it load with num_workers 0)."""
+    files: list[str] = []
+
+    def counting_decode(path: Path, resize_size: int) -> torch.Tensor:
+        files.append(str(path))
+        return decode_resized(path, resize_size)
+
+    monkeypatch.setattr(image_cache, "decode_resized", counting_decode)
+    return files
+
+
+def test_the_memory_cache_decodes_each_file_once_in_the_first_epoch(shapes: Path, decoded: list[str]) -> None:
     data = _build(shapes, cache="memory")
-    # Building reads each file (its header for the size estimate, then its pixels), and never again.
-    assert len(set(opened)) == 24
-    opened.clear()
-    for epoch in range(2):
+    # Training starts before any file is decoded: the cache is sized from the files' headers.
+    assert decoded == []
+    for epoch in range(1, 4):
         data.train.set_epoch(epoch)
         _images(data.train)
         _images(data.val)
+        if epoch == 1:
+            assert len(decoded) == len(set(decoded)) == 24
 
-    assert opened == []
+    assert len(decoded) == 24
 
 
-def test_without_the_cache_every_epoch_decodes_again(shapes: Path, opened: list[str]) -> None:
+def test_cached_images_are_the_decoded_ones_and_augmentation_still_differs_per_epoch(shapes: Path) -> None:
+    settings: dict[str, Any] = {"augment": "light", "normalize": "none"}
+    cached, uncached = _build(shapes, cache="memory", **settings), _build(shapes, cache="none", **settings)
+    by_epoch = []
+    for epoch in (1, 2):
+        cached.train.set_epoch(epoch)
+        uncached.train.set_epoch(epoch)
+        by_epoch.append(_images(cached.train))
+        assert torch.equal(by_epoch[-1], _images(uncached.train))
+        assert torch.equal(_images(cached.val), _images(uncached.val))
+    assert not torch.equal(by_epoch[0], by_epoch[1])
+
+
+def test_without_the_cache_every_epoch_decodes_again(shapes: Path, decoded: list[str]) -> None:
     data = _build(shapes, cache="none", normalize="none")
     for epoch in range(2):
         data.train.set_epoch(epoch)
         _images(data.train)
 
-    assert len(opened) == 2 * 12
+    assert len(decoded) == 2 * 12
 
 
 def test_cache_auto_caches_only_what_fits_the_budget(
-    shapes: Path, opened: list[str], monkeypatch: pytest.MonkeyPatch
+    shapes: Path, decoded: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def opened_by_an_epoch() -> int:
+    def decoded_by_a_second_epoch() -> int:
         data = _build(shapes, cache="auto")
-        opened.clear()  # building reads headers for the estimate and decodes to fill the cache
         _images(data.train)
-        return len(opened)
+        decoded.clear()
+        data.train.set_epoch(2)
+        _images(data.train)
+        return len(decoded)
 
-    assert opened_by_an_epoch() == 0
+    assert decoded_by_a_second_epoch() == 0
     monkeypatch.setattr(image_cache, "MEMORY_CACHE_MAX_BYTES", 1000)  # under one 3x18x21 image
-    assert opened_by_an_epoch() == 12
+    assert decoded_by_a_second_epoch() == 12
 
 
 def test_dataloader_workers_serve_the_cached_images(shapes: Path) -> None:
@@ -155,6 +170,36 @@ def test_dataloader_workers_serve_the_cached_images(shapes: Path) -> None:
     in_workers = _images(_build(shapes, num_workers=2, **settings).train)
 
     assert torch.equal(in_process, in_workers)
+
+
+def test_images_dataloader_workers_decode_are_cached_for_every_process(shapes: Path) -> None:
+    data = _build(shapes, cache="memory", num_workers=2, batch_size=5)
+    train = data.train
+    assert isinstance(train, DeviceLoader) and isinstance(train.dataset, ImageFiles)
+    cache = train.dataset.cache
+    assert cache is not None and not cache.filled.any()
+
+    _images(train)
+
+    # Filled by the workers, seen here: the next epoch's workers, or this process, decode nothing.
+    assert cache.filled.all()
+
+
+def test_where_workers_cannot_be_forked_the_cache_is_in_memory_they_can_be_sent(
+    shapes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    settings: dict[str, Any] = {"cache": "memory", "augment": "none"}
+    data = _build(shapes, **settings)
+    assert isinstance(data.train, DeviceLoader) and isinstance(data.train.dataset, ImageFiles)
+    cache = data.train.dataset.cache
+    assert cache is not None and cache.pixels.is_shared() and cache.filled.is_shared()
+
+    served = _images(data.train)
+
+    assert cache.filled.all()
+    monkeypatch.undo()
+    assert torch.equal(served, _images(_build(shapes, **settings).train))
 
 
 def test_cache_memory_that_could_not_fit_is_refused_naming_the_sizes(

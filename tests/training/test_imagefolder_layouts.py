@@ -104,7 +104,7 @@ def test_a_class_only_in_test_is_an_error_naming_it(tmp_path: Path) -> None:
         _build(tmp_path)
 
 
-@pytest.mark.parametrize(("cache", "num_workers"), [("memory", 0), ("none", 0), ("none", 2)])
+@pytest.mark.parametrize(("cache", "num_workers"), [("memory", 0), ("memory", 2), ("none", 0), ("none", 2)])
 def test_a_truncated_jpeg_is_a_data_error_naming_it(tmp_path: Path, cache: str, num_workers: int) -> None:
     make_image_folder(tmp_path / "shapes", splits=("train", "val"), per_class=2)
     write_truncated_jpeg(tmp_path / "shapes" / "val" / "square" / "broken.jpg")
@@ -115,6 +115,17 @@ def test_a_truncated_jpeg_is_a_data_error_naming_it(tmp_path: Path, cache: str, 
         data = _build(tmp_path, cache=cache, num_workers=num_workers)
         list(data.val)
     assert "Traceback" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("cache", ["memory", "none"])
+def test_a_file_that_is_not_an_image_is_a_data_error_naming_it(tmp_path: Path, cache: str) -> None:
+    make_image_folder(tmp_path / "shapes", splits=("train", "val"), per_class=2)
+    write_not_an_image(tmp_path / "shapes" / "train" / "circle" / "page.jpg")
+
+    # The memory cache reads every header to size itself: this file fails then, before training.
+    with pytest.raises(DataError, match=r"cannot read image train/circle/page\.jpg .*skip_bad_images"):
+        data = _build(tmp_path, cache=cache)
+        list(data.train)
 
 
 def test_skip_bad_images_leaves_them_out_and_counts_them(tmp_path: Path) -> None:

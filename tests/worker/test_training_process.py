@@ -4,6 +4,7 @@ import logging
 import multiprocessing
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
@@ -20,8 +21,9 @@ from worker.protocol import (
     Stop,
     TrainingTask,
 )
+from worker.training import loader_workers
 from worker.training_log import CappedFileHandler
-from worker.training_process import _in_trainq_terms, _watch_parent
+from worker.training_process import PipeCallbacks, _in_trainq_terms, _watch_parent
 
 FAR_S = 600.0
 
@@ -202,3 +204,14 @@ def test_failure_messages_name_the_workers_folders_by_their_settings() -> None:
         "put the files into TRAINQ_DATA_DIR/MNIST/raw/; cannot read checkpoint "
         "TRAINQ_ARTIFACTS_DIR/j1/attempt-1/epoch-0001.pt; /srv/trainq/data2 is another folder"
     )
+
+
+def test_the_pipe_to_the_supervisor_is_kept_from_dataloader_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loader_workers, "_KEPT_FROM_WORKERS", weakref.WeakSet())
+    parent, child = multiprocessing.Pipe()
+    with parent, child:
+        PipeCallbacks(child, tmp_path)
+
+        assert set(loader_workers._KEPT_FROM_WORKERS) == {child}

@@ -1,16 +1,21 @@
-"""Decoding an image folder's files: each split's Dataset, the one decode pass up front, and
-the memory cache that pass can fill so that later epochs never decode a file again.
+"""Decoding an image folder's files: each split's Dataset, the decode pass up front that some
+settings need, and the memory cache that keeps each image the first time it is decoded, so that
+later epochs never decode a file again.
 
-Cached images are uint8 tensors at the resize size, held in a list that DataLoader workers
-inherit through fork without copying the pixels (they are only read).
+The cache (SharedImages) is one block of shared memory per split, sized from the files' headers
+before the first batch: DataLoader workers, forked with it, fill it during epoch 1 and every
+process reads it afterwards, without copying the pixels or holding a file descriptor per image.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from PIL import Image
@@ -18,7 +23,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .errors import ConfigError, DataError
-from .transforms import Transform, channel_sums, decode_resized
+from .loader_workers import init_worker, worker_context
+from .transforms import Transform, channel_sums, decode_resized, decoded_shape
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +38,52 @@ MEMORY_CACHE_MAX_SHARE_WHEN_ASKED = 0.8
 CACHE_ESTIMATE_SAMPLE = 64
 BAD_FILES_NAMED = 10  # in the error message; the rest are counted
 
+_Read = TypeVar("_Read")
+
+
+class SharedImages:
+    """A split's decoded images in one uint8 block of shared memory, each at its own offset,
+    with a shared flag per image that says whether it is there yet."""
+
+    def __init__(self, shapes: Sequence[tuple[int, int, int]]) -> None:
+        self.shapes = list(shapes)
+        self.offsets = list(itertools.accumulate((c * h * w for c, h, w in shapes), initial=0))
+        self.pixels = _shared_zeros(self.offsets[-1], torch.uint8)
+        self.filled = _shared_zeros(len(shapes), torch.bool)
+
+    @classmethod
+    def holding(cls, images: Sequence[Tensor]) -> SharedImages:
+        cache = cls([(image.shape[0], image.shape[1], image.shape[2]) for image in images])
+        for index, image in enumerate(images):
+            cache.put(index, image)
+        return cache
+
+    def get(self, index: int) -> Tensor | None:
+        if not self.filled[index]:
+            return None
+        return self.pixels[self.offsets[index] : self.offsets[index + 1]].view(self.shapes[index])
+
+    def put(self, index: int, image: Tensor) -> None:
+        # A file rewritten since its header was read no longer fits its place: it stays uncached.
+        if tuple(image.shape) == self.shapes[index]:
+            self.pixels[self.offsets[index] : self.offsets[index + 1]] = image.reshape(-1)
+            self.filled[index] = True
+
+
+def _shared_zeros(count: int, dtype: torch.dtype) -> Tensor:
+    """`count` zeros that every DataLoader worker of this process shares with it.
+
+    Where workers are forked, an anonymous shared mapping: inherited as it is, and not bounded by
+    /dev/shm, which a container often keeps small. Elsewhere, torch's shared memory, which a
+    worker started another way receives by pickle."""
+    if worker_context(1) is None:
+        return torch.zeros(count, dtype=dtype).share_memory_()
+    return torch.frombuffer(mmap.mmap(-1, max(count, 1)), dtype=dtype)[:count]
+
 
 class ImageFiles(Dataset[tuple[Tensor, int]]):
-    """Images of one split, decoded from disk or taken from the memory cache, then transformed."""
+    """Images of one split, taken from the memory cache or decoded from disk (and then kept in
+    the cache, if there is one), then transformed."""
 
     def __init__(
         self,
@@ -44,7 +93,7 @@ class ImageFiles(Dataset[tuple[Tensor, int]]):
         *,
         resize_size: int,
         transform: Transform,
-        cache: Sequence[Tensor] | None,
+        cache: SharedImages | None,
     ) -> None:
         self.root, self.files, self.labels = root, list(files), list(labels)
         self.resize_size, self.transform, self.cache = resize_size, transform, cache
@@ -53,12 +102,23 @@ class ImageFiles(Dataset[tuple[Tensor, int]]):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        image = self.cache[index] if self.cache is not None else self.decode(index)
+        image = self.cache.get(index) if self.cache is not None else None
+        if image is None:
+            image = self.decode(index)
+            if self.cache is not None:
+                self.cache.put(index, image)
         return self.transform(image), self.labels[index]
 
     def decode(self, index: int) -> Tensor:
+        return self._read(index, decode_resized)
+
+    def shape(self, index: int) -> tuple[int, int, int]:
+        """What `decode(index)` will give, from the file's header."""
+        return self._read(index, decoded_shape)
+
+    def _read(self, index: int, read: Callable[[Path, int], _Read]) -> _Read:
         try:
-            return decode_resized(self.root / self.files[index], self.resize_size)
+            return read(self.root / self.files[index], self.resize_size)
         # A broken file can make PIL raise nearly anything (OSError, SyntaxError, DecompressionBombError...).
         except Exception as exc:
             raise DataError(
@@ -72,7 +132,14 @@ def decode_all(
 ) -> tuple[list[Tensor | None], list[Tensor], list[str]]:
     """Decode every image once, in `workers` processes: (the images if `keep`, their
     channel_sums, the files that failed). Failures raise a DataError unless `skip`."""
-    loader = DataLoader(_Probe(images), batch_size=None, num_workers=workers, collate_fn=_as_is)
+    loader = DataLoader(
+        _Probe(images),
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=_as_is,
+        multiprocessing_context=worker_context(workers),
+        worker_init_fn=init_worker,
+    )
     decoded: list[Tensor | None] = []
     sums: list[Tensor] = []
     bad: list[str] = []

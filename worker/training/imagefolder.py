@@ -1,9 +1,11 @@
 """Image-folder datasets: the layout (app.imagefolder_layout), bad images, the splits, the transforms.
 
-Every image is decoded once up front when anything depends on it: the memory cache keeps
-the decoded images, skip_bad_images needs to know which fail, and normalize 'dataset' needs
-the train split's pixels. Otherwise images are decoded as batches need them, and one that
-fails then fails the job with a DataError naming it.
+Every image is decoded once up front when the run depends on it before training:
+skip_bad_images needs to know which fail, and normalize 'dataset' needs the train split's
+pixels. Otherwise images are decoded as batches need them, and one that fails then fails the
+job with a DataError naming it; the memory cache, sized from the files' headers, keeps each
+image the first time it is decoded (or what the pass up front decoded), so that training starts
+at once and only epoch 1 decodes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .errors import DataError
 from .image_cache import (
     BAD_FILES_NAMED,
     ImageFiles,
+    SharedImages,
     cache_budget_bytes,
     decode_all,
     identity,
@@ -72,7 +75,7 @@ def load_imagefolder(hp: Hyperparameters, data_dir: Path, *, world_size: int = 1
     decoded: list[Tensor | None] = []
     sums: list[Tensor] = []
     skipped: list[str] = []
-    if keep or hp.skip_bad_images or hp.normalize == "dataset":
+    if hp.skip_bad_images or hp.normalize == "dataset":
         decoded, sums, skipped = decode_all(every, keep=keep, skip=hp.skip_bad_images, workers=hp.num_workers)
     bad = set(skipped)
 
@@ -95,14 +98,18 @@ def load_imagefolder(hp: Hyperparameters, data_dir: Path, *, world_size: int = 1
     assert hp.augment is not None  # resolved by Hyperparameters
 
     def dataset(positions: list[int], transform: Transform) -> ImageFiles:
-        cache = [decoded[p] for p in positions] if keep else None
+        cache = None
+        if keep and decoded:
+            cache = SharedImages.holding([decoded[p] for p in positions])  # type: ignore[misc]  # kept: none is None
+        elif keep:
+            cache = SharedImages([every.shape(p) for p in positions])
         return ImageFiles(
             layout.root,
             [every.files[p] for p in positions],
             [every.labels[p] for p in positions],
             resize_size=resize_size,
             transform=transform,
-            cache=cache,  # type: ignore[arg-type]  # kept images all decoded: none is None
+            cache=cache,
         )
 
     info = DatasetInfo(

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .distributed import ONE_RANK, Ranks, shard_indices
 from .errors import DataError
+from .loader_workers import init_worker, worker_context
 
 Batch = tuple[Tensor, Tensor]
 
@@ -167,11 +168,17 @@ class _SeededSamples(Dataset[Any]):
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
         epoch, index = key
-        # Forked, so that the training process's own stream (dropout, with num_workers 0) moves on
-        # as if no sample had been drawn from it.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, epoch, index))
+        # The CPU generator alone, which is what transforms draw from: torch.manual_seed would
+        # seed (or queue seeds for) every device's generators too, on every sample. Its state is
+        # put back after, so that the training process's own stream (dropout, with num_workers 0)
+        # moves on as if no sample had been drawn from it.
+        generator = torch.default_generator
+        state = generator.get_state()
+        generator.manual_seed(sample_seed(self.seed, epoch, index))
+        try:
             return self.dataset[index]
+        finally:
+            generator.set_state(state)
 
 
 class DeviceLoader:
@@ -189,6 +196,7 @@ class DeviceLoader:
         ranks: Ranks = ONE_RANK,
     ) -> None:
         num_samples = len(dataset)  # type: ignore[arg-type]
+        self.dataset = dataset
         self.device = device
         self.seed = seed
         self.batch_size = batch_size
@@ -208,6 +216,8 @@ class DeviceLoader:
             num_workers=num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=num_workers > 0,
+            multiprocessing_context=worker_context(num_workers),
+            worker_init_fn=init_worker,
             drop_last=_usable_samples(shard, batch_size, shuffle) < shard,
         )
         self._batches = len(self.loader)  # taken before any start_batch shortens the sampler

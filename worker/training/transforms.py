@@ -33,6 +33,20 @@ def resize_size_for(image_size: int) -> int:
     return round(image_size / CENTER_CROP_FRACTION)
 
 
+def resized(size: tuple[int, int], resize_size: int) -> tuple[int, int]:
+    """(width, height) of an image of `size` once its shorter side is `resize_size`."""
+    width, height = size
+    scale = resize_size / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def decoded_shape(path: Path, resize_size: int) -> tuple[int, int, int]:
+    """The shape `decode_resized` gives the file at `path`, from its header alone."""
+    with Image.open(path) as image:
+        width, height = resized(image.size, resize_size)
+    return 3, height, width
+
+
 def decode_resized(path: Path, resize_size: int) -> Tensor:
     """The image at `path` as a 3xHxW uint8 RGB tensor, its shorter side `resize_size`.
 
@@ -40,9 +54,7 @@ def decode_resized(path: Path, resize_size: int) -> Tensor:
     Grayscale, palette and RGBA images become RGB.
     """
     with Image.open(path) as image:
-        width, height = image.size
-        scale = resize_size / min(width, height)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        size = resized(image.size, resize_size)
         # JPEG: decode at a reduced scale (still at least `size`) when the image is much
         # larger, several times faster than decoding every pixel to throw most away.
         image.draft("RGB", size)
