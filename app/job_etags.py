@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, select
+from sqlalchemy import ColumnElement, bindparam, func, select, type_coerce
+from sqlalchemy.types import NullType
 from sqlmodel import Session, col
 
 from app import queue
@@ -42,9 +43,11 @@ def _row_aggregate(model: type[EpochMetric] | type[Checkpoint], aggregate: Colum
 
 
 # One statement: the job's row by its primary key, and beside it the count and largest id of its
-# metric rows and checkpoints, each an index range on the (job_id, epoch) unique keys.
+# metric rows and checkpoints, each an index range on the (job_id, epoch) unique keys. The row's
+# values stay as the driver gives them (no JSON decoding, no datetime or enum conversion): they
+# are only compared, and converting them cost more than the query.
 _VERSION = select(
-    *_JOBS.columns,
+    *(type_coerce(column, NullType()).label(column.name) for column in _JOBS.columns),
     _row_aggregate(EpochMetric, func.count()),
     _row_aggregate(EpochMetric, func.max(EpochMetric.id)),
     _row_aggregate(Checkpoint, func.count()),

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import pydantic_core
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
@@ -191,7 +192,7 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={**JOB_LOOKUP, **NOT_MODIFIED})
-def get_job(job_id: str, request: Request) -> Response:
+async def get_job(job_id: str, request: Request) -> Response:
     """With an `ETag`; `If-None-Match` with the last one gets 304 while nothing has changed."""
 
     # The hottest route (clients poll it): one hop to the thread pool and one session for the
@@ -202,11 +203,11 @@ def get_job(job_id: str, request: Request) -> Response:
     def build(session: Session, job: Job) -> bytes:
         return pydantic_core.to_json(job_view.public_dict(session, job, artifacts_dir))
 
-    return _versioned(request, job_id, route="job", build=build)
+    return await _on_database(request, lambda: _versioned(request, job_id, route="job", build=build))
 
 
 @router.get("/{job_id}/metrics", response_model=list[MetricPublic], responses={**JOB_LOOKUP, **NOT_MODIFIED})
-def get_metrics(
+async def get_metrics(
     job_id: str,
     request: Request,
     after_epoch: Annotated[int, Query(ge=0, le=1_000_000, description="Only epochs after this one.")] = 0,
@@ -216,7 +217,15 @@ def get_metrics(
     def build(session: Session, job: Job) -> bytes:
         return pydantic_core.to_json(job_view.metric_rows(session, job.id, after_epoch=after_epoch))
 
-    return _versioned(request, job_id, route=f"metrics>{after_epoch}", build=build)
+    return await _on_database(
+        request, lambda: _versioned(request, job_id, route=f"metrics>{after_epoch}", build=build)
+    )
+
+
+async def _on_database(request: Request, answer: Callable[[], Response]) -> Response:
+    if request.app.state.engine.dialect.name == "sqlite":
+        return answer()
+    return await run_in_threadpool(answer)
 
 
 def _versioned(
