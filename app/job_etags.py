@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +93,7 @@ def etag_header(version: str) -> str:
 
 class BodyCache:
     """Serialised bodies by (route, job id, version, query), least recently used dropped first.
-    Shared by the request threads, hence the lock; an entry is never stale, as its key holds the
+    Shared by the event loop and the request threads, hence the lock; an entry is never stale, as its key holds the
     version it was built at."""
 
     def __init__(self, size: int = CACHED_BODIES, max_bytes: int = CACHED_BYTES) -> None:
@@ -104,17 +103,17 @@ class BodyCache:
         self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get_or_build(self, key: tuple[Any, ...], build: Callable[[], bytes]) -> bytes:
+    def get(self, key: tuple[Any, ...]) -> bytes | None:
         with self._lock:
             body = self._bodies.get(key)
             if body is not None:
                 self._bodies.move_to_end(key)
-                return body
-        body = build()  # outside the lock: building reads the database
+            return body
+
+    def put(self, key: tuple[Any, ...], body: bytes) -> None:
         with self._lock:
             if key not in self._bodies and len(body) <= self._max_bytes:
                 self._bodies[key] = body
                 self._bytes += len(body)
             while len(self._bodies) > self._size or self._bytes > self._max_bytes:
                 self._bytes -= len(self._bodies.popitem(last=False)[1])
-        return body

@@ -195,15 +195,14 @@ def list_jobs(
 async def get_job(job_id: str, request: Request) -> Response:
     """With an `ETag`; `If-None-Match` with the last one gets 304 while nothing has changed."""
 
-    # The hottest route (clients poll it): one hop to the thread pool and one session for the
-    # whole request; the body, unless it would come out the same as a cached one, is built from
-    # tuples straight to JSON, without a second validation of what the database holds.
+    # The hottest route (clients poll it): the body, unless it would come out the same as a cached
+    # one, is built from tuples straight to JSON, without a second validation of what the database holds.
     artifacts_dir = request.app.state.settings.artifacts_dir
 
     def build(session: Session, job: Job) -> bytes:
         return pydantic_core.to_json(job_view.public_dict(session, job, artifacts_dir))
 
-    return await _on_database(request, lambda: _versioned(request, job_id, route="job", build=build))
+    return await _versioned(request, job_id, route="job", build=build)
 
 
 @router.get("/{job_id}/metrics", response_model=list[MetricPublic], responses={**JOB_LOOKUP, **NOT_MODIFIED})
@@ -217,39 +216,43 @@ async def get_metrics(
     def build(session: Session, job: Job) -> bytes:
         return pydantic_core.to_json(job_view.metric_rows(session, job.id, after_epoch=after_epoch))
 
-    return await _on_database(
-        request, lambda: _versioned(request, job_id, route=f"metrics>{after_epoch}", build=build)
-    )
+    return await _versioned(request, job_id, route=f"metrics>{after_epoch}", build=build)
 
 
-async def _on_database(request: Request, answer: Callable[[], Response]) -> Response:
-    if request.app.state.engine.dialect.name == "sqlite":
-        return answer()
-    return await run_in_threadpool(answer)
-
-
-def _versioned(
+async def _versioned(
     request: Request, job_id: str, *, route: str, build: Callable[[Session, Job], bytes]
 ) -> Response:
     """304 when If-None-Match holds the job's version; else the body, from the app's cache when
     it was built at this version already. What app.deps' dependencies would give is read from the
-    request here: resolving them costs the pollers' routes more than their query."""
-    principal: Principal = request.state.principal
-    with read_session(request.app.state.engine) as session:
-        found = job_etags.current(session, job_id, principal)
-        headers = {"ETag": job_etags.etag_header(found.version)}
-        if not_modified(request.headers.getlist("if-none-match"), found.version):
-            return Response(status_code=304, headers=headers)
+    request here: resolving them costs the pollers' routes more than their query.
 
-        def build_now() -> bytes:
+    On SQLite the version is read on the event loop (one indexed row, never waiting for a
+    writer in WAL mode): a hop to the thread pool, whose threads contend for the GIL, costs more.
+    Building a body (a job's metric rows, up to megabytes) goes to the pool on either database."""
+    principal: Principal = request.state.principal
+    engine = request.app.state.engine
+
+    def read_version() -> job_etags.Current:
+        with read_session(engine) as session:
+            return job_etags.current(session, job_id, principal)
+
+    found = read_version() if engine.dialect.name == "sqlite" else await run_in_threadpool(read_version)
+    headers = {"ETag": job_etags.etag_header(found.version)}
+    if not_modified(request.headers.getlist("if-none-match"), found.version):
+        return Response(status_code=304, headers=headers)
+
+    def build_now() -> bytes:
+        with read_session(engine) as session:
             job = session.get(Job, found.job_id)
-            if job is None:  # deleted since (PostgreSQL reads each statement afresh)
+            if job is None:  # deleted since the version was read
                 raise HTTPException(status_code=404, detail=f"job {job_id[:64]!r} not found")
             return build(session, job)
 
+    cache: job_etags.BodyCache = request.app.state.body_cache
+    key = (route, found.job_id, found.version)
+    body = cache.get(key) if found.fixed else None
+    if body is None:
+        body = await run_in_threadpool(build_now)
         if found.fixed:
-            cache: job_etags.BodyCache = request.app.state.body_cache
-            body = cache.get_or_build((route, found.job_id, found.version), build_now)
-        else:
-            body = build_now()
+            cache.put(key, body)
     return Response(body, media_type="application/json", headers=headers)

@@ -167,14 +167,14 @@ def test_the_body_cache_drops_the_least_recently_used_past_its_count_or_its_byte
     cache = BodyCache(size=2, max_bytes=10)
 
     def cached(*keys: str) -> list[str]:
-        """Which keys are still cached: a hit never calls its builder."""
-        return [key for key in keys if cache.get_or_build((key,), lambda: b"rebuilt") != b"rebuilt"]
+        return [key for key in keys if cache.get((key,)) is not None]
 
     for key in ("a", "b"):
-        cache.get_or_build((key,), lambda: b"1234")
+        cache.put((key,), b"1234")
     assert cached("a") == ["a"]  # a hit: now the most recent
-    cache.get_or_build(("c",), lambda: b"1234")  # a third body: "b", the least recent, goes
-    cache.get_or_build(("d",), lambda: b"123456789")  # 4 + 4 + 9 bytes > 10: "a" and "c" go
-    cache.get_or_build(("e",), lambda: b"x" * 11)  # over the budget alone: served, not kept
+    cache.put(("c",), b"1234")  # a third body: "b", the least recent, goes
+    cache.put(("d",), b"123456789")  # 4 + 4 + 9 bytes > 10: "a" and "c" go
+    cache.put(("e",), b"x" * 11)  # over the budget alone: not kept
+    assert cached("b", "a", "c") == []
     assert cached("d") == ["d"]
     assert cached("e") == []
