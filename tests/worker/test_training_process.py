@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from app.contract import CpuThreads
 from tests.support.polling import wait_for
 from worker.protocol import (
     LEASE_EXPIRED_EXIT_CODE,
@@ -212,6 +213,6 @@ def test_the_pipe_to_the_supervisor_is_kept_from_dataloader_workers(
     monkeypatch.setattr(loader_workers, "_KEPT_FROM_WORKERS", weakref.WeakSet())
     parent, child = multiprocessing.Pipe()
     with parent, child:
-        PipeCallbacks(child, tmp_path)
+        PipeCallbacks(child, tmp_path, CpuThreads(intra_op=1, inter_op=1))
 
         assert set(loader_workers._KEPT_FROM_WORKERS) == {child}
