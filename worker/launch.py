@@ -72,8 +72,7 @@ class ForkedProcess:
         return self._conn.poll(timeout_s)
 
     def recv(self) -> Report:
-        report: Report = self._conn.recv()
-        return report
+        return _recv(self._conn)
 
     def send(self, message: Down) -> None:
         with contextlib.suppress(OSError):
@@ -137,11 +136,7 @@ class TorchrunProcess:
     def recv(self) -> Report:
         if self._conn is None:
             raise EOFError("torchrun ended before rank 0 connected")
-        try:
-            report: Report = self._conn.recv()
-        except OSError as exc:  # a socket, unlike a pipe, can end in a reset
-            raise EOFError(str(exc)) from exc
-        return report
+        return _recv(self._conn)
 
     def send(self, message: Down) -> None:
         if isinstance(message, LeaseRenewed):
@@ -182,6 +177,17 @@ class TorchrunProcess:
             f"a rank of the training ended without reporting a result (torchrun exited with code "
             f"{self._torchrun.returncode}); the worker's log has torchrun's account of it",
         )
+
+
+def _recv(conn: Connection) -> Report:
+    """The next report, or EOFError once the other end is gone. Both ends are sockets (a duplex
+    Pipe is a socketpair): one closed by a process killed with a message it had not read yet
+    ends in a reset, not an end of file."""
+    try:
+        report: Report = conn.recv()
+    except OSError as exc:
+        raise EOFError(str(exc)) from exc
+    return report
 
 
 def pinned_gpus(visible: str | None, devices: int, kind: str) -> dict[str, str]:

@@ -123,6 +123,12 @@ def is_killed(conn: Connection, task: TrainingTask) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def is_killed_with_a_renewal_unread(conn: Connection, task: TrainingTask) -> None:
+    conn.send(Started(device="cpu", precision="fp32"))
+    conn.poll(NEVER_S)  # a renewal waits in the pipe, unread: the kill resets the connection
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def trains_until_stopped(conn: Connection, task: TrainingTask) -> None:
     conn.send(Started(device="cpu", precision="fp32"))
     while not isinstance(conn.recv(), Stop):
@@ -244,6 +250,14 @@ def test_a_process_killed_by_sigkill_is_taken_for_out_of_memory_and_retried(
     job, _, _ = stored(engine, supervise(engine, settings, is_killed))
     assert (job.status, job.error_reason, job.failures) == (JobStatus.queued, "out_of_memory", 1)
     assert job.stop_reason is None  # it will run again
+
+
+def test_a_process_killed_with_a_message_unread_is_retried_and_the_worker_lives_on(
+    engine: Engine, settings: Settings
+) -> None:
+    renews_soon = settings.model_copy(update={"lease_seconds": 2.0})
+    job, _, _ = stored(engine, supervise(engine, renews_soon, is_killed_with_a_renewal_unread))
+    assert (job.status, job.error_reason, job.failures) == (JobStatus.queued, "out_of_memory", 1)
 
 
 def test_stopping_the_worker_hands_the_job_back_with_its_resume_file(
