@@ -11,6 +11,7 @@ from app import housekeeping, queue
 from app.deps import EngineDep, JobDep, SessionDep, SettingsDep
 from app.downloads import ArtifactFile, artifact_response, download_stem, file_responses
 from app.models import Checkpoint, Job
+from app.routes.serialized import serialized
 from app.schemas import CheckpointPublic, ErrorMessage
 
 router = APIRouter(prefix="/jobs/{job_id}/checkpoints", tags=["checkpoints"])
@@ -18,10 +19,10 @@ router = APIRouter(prefix="/jobs/{job_id}/checkpoints", tags=["checkpoints"])
 _EPOCH_REF = re.compile(r"[0-9]{1,9}")
 
 
-@router.get("")
-def list_checkpoints(job: JobDep, session: SessionDep) -> list[CheckpointPublic]:
+@router.get("", response_model=list[CheckpointPublic])
+def list_checkpoints(job: JobDep, session: SessionDep) -> Response:
     rows = session.exec(select(Checkpoint).where(Checkpoint.job_id == job.id).order_by(col(Checkpoint.epoch)))
-    return [CheckpointPublic.from_row(row) for row in rows]
+    return serialized([CheckpointPublic.from_row(row) for row in rows])
 
 
 @router.head("/{ref}", include_in_schema=False)

@@ -9,6 +9,7 @@ from app import housekeeping, job_view, queue
 from app.db import read_session
 from app.deps import EngineDep, JobIdDep, PrincipalDep, SessionDep, SettingsDep, find_job
 from app.models import JobStatus, JobUpdate
+from app.routes.serialized import serialized
 from app.schemas import JobPublic, job_lookup
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -49,6 +50,7 @@ def _cancel_first(job_id: str, status: JobStatus) -> str:
 
 @router.patch(
     "/{job_id}",
+    response_model=JobPublic,
     responses=job_lookup("A new priority for a job no longer queued"),
 )
 def update_job(
@@ -58,7 +60,7 @@ def update_job(
     engine: EngineDep,
     session: SessionDep,
     settings: SettingsDep,
-) -> JobPublic:
+) -> Response:
     """Change the fields sent: name, tags (the new list), notes, and priority while the job is queued."""
     try:
         job = queue.update_job(
@@ -68,4 +70,4 @@ def update_job(
         raise HTTPException(status_code=409, detail=str(exc)) from exc
     if job is None:
         raise HTTPException(status_code=404, detail=f"job {job_id[:64]!r} not found")
-    return job_view.public(session, job, settings.artifacts_dir)
+    return serialized(job_view.public(session, job, settings.artifacts_dir))

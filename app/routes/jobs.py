@@ -8,7 +8,6 @@ from typing import Annotated
 import pydantic_core
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from app import disk_usage, job_etags, job_view, queue
@@ -20,6 +19,7 @@ from app.hyperparameters import Hyperparameters
 from app.imagefolder_layout import LayoutError, find_layout
 from app.job_etags import NOT_MODIFIED
 from app.models import MAX_IDEMPOTENCY_KEY_CHARS, Job, JobCreate
+from app.routes.serialized import serialized
 from app.schemas import (
     JOB_LOOKUP,
     TOO_LARGE,
@@ -64,7 +64,6 @@ def submit_job(
     engine: EngineDep,
     session: SessionDep,
     settings: SettingsDep,
-    response: Response,
     dry_run: Annotated[bool, Query(description="Validate and resolve only; queue nothing.")] = False,
     idempotency_key: Annotated[
         str | None,
@@ -75,21 +74,21 @@ def submit_job(
             description="Retrying with the same key and body returns the same job instead of a new one.",
         ),
     ] = None,
-) -> JobPublic | JSONResponse:
+) -> Response:
     _check_init_from(session, job_in, principal)
     if dry_run:
         _check_image_folder(job_in.hyperparameters, settings.data_dir)
-        return JSONResponse(DryRunPublic.model_validate(job_in.model_dump()).model_dump(mode="json"))
+        return serialized(DryRunPublic.model_validate(job_in.model_dump()))
     try:
         job, created = queue.submit(
             engine, job_in=job_in, owner=principal.owner, idempotency_key=idempotency_key
         )
     except queue.IdempotencyConflict as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
-    response.headers["Location"] = f"/jobs/{job.id}"
+    location = {"Location": f"/jobs/{job.id}"}
     if created:
         # A new job has no files yet.
-        return JobPublic.from_rows(
+        public = JobPublic.from_rows(
             job,
             [],
             [],
@@ -97,8 +96,8 @@ def submit_job(
             queue_place=queue.queue_place(session, job=job),
             disk_bytes=0,
         )
-    response.status_code = 200
-    return job_view.public(session, job, settings.artifacts_dir)
+        return serialized(public, status_code=201, headers=location)
+    return serialized(job_view.public(session, job, settings.artifacts_dir), headers=location)
 
 
 def _check_image_folder(hp: Hyperparameters, data_dir: Path) -> None:
@@ -142,11 +141,12 @@ def _check_init_from(session: Session, job_in: JobCreate, principal: Principal) 
 
 @router.post(
     "/{job_id}/cancel",
+    response_model=JobPublic,
     responses=job_lookup("The job already ended"),
 )
 def cancel_job(
     job_id: JobIdDep, principal: PrincipalDep, engine: EngineDep, session: SessionDep, settings: SettingsDep
-) -> JobPublic:
+) -> Response:
     """A queued job is cancelled at once; a running one stops within seconds and keeps its checkpoints."""
     try:
         job = queue.cancel(engine, job_id=job_id, owner=None if principal.sees_all else principal.owner)
@@ -156,7 +156,7 @@ def cancel_job(
         ) from exc
     if job is None:
         raise HTTPException(status_code=404, detail=f"job {job_id[:64]!r} not found")
-    return job_view.public(session, job, settings.artifacts_dir)
+    return serialized(job_view.public(session, job, settings.artifacts_dir))
 
 
 @router.get("", response_model=JobPage)
@@ -188,7 +188,7 @@ def list_jobs(
     # Serialized straight from the rows' fields: a page is up to 500 jobs.
     items = [summary_fields(job, disk_bytes=sizes[job.id]) for job in rows]
     page = {"items": items, "next_cursor": next_cursor}
-    return Response(pydantic_core.to_json(page), media_type="application/json")
+    return serialized(page)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={**JOB_LOOKUP, **NOT_MODIFIED})

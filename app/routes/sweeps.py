@@ -16,6 +16,7 @@ from app import queue, sweeps
 from app.db import read_session
 from app.deps import EngineDep, PrincipalDep, SessionDep
 from app.models import Job, JobStatus, Sweep
+from app.routes.serialized import serialized
 from app.schemas import TOO_LARGE, ErrorMessage, SweepJobPublic, SweepPage, SweepPublic, SweepSummary
 from app.security import Principal
 
@@ -46,6 +47,7 @@ SweepDep = Annotated[Sweep, Depends(get_sweep_row)]
 @router.post(
     "",
     status_code=201,
+    response_model=SweepPublic,
     responses={
         422: {
             "description": "Invalid body, too many jobs, or a combination that is not a valid job "
@@ -59,8 +61,7 @@ def create_sweep(
     principal: PrincipalDep,
     engine: EngineDep,
     session: SessionDep,
-    response: Response,
-) -> SweepPublic:
+) -> Response:
     """Expand the search space into jobs, validate every one, and queue them all in one transaction."""
     seed = sweep_in.seed if sweep_in.seed is not None else sweeps.new_seed()
     try:
@@ -92,9 +93,9 @@ def create_sweep(
         max_parallel=sweep_in.max_parallel,
     )
     queue.create_sweep(engine, sweep=sweep, jobs=[trial.job for trial in trials])
-    response.headers["Location"] = f"/sweeps/{sweep.id}"
     with read_session(engine) as fresh:  # SQLite: `session` may hold a snapshot from before the insert
-        return _public(fresh, sweep)
+        public = _public(fresh, sweep)
+    return serialized(public, status_code=201, headers={"Location": f"/sweeps/{sweep.id}"})
 
 
 def _check_init_from(session: Session, trials: list[sweeps.Trial], principal: Principal) -> None:
@@ -120,7 +121,7 @@ def list_sweeps(
     cursor: Annotated[
         str | None, Query(max_length=200, description="next_cursor of the previous page.")
     ] = None,
-) -> SweepPage:
+) -> Response:
     """The caller's sweeps (an admin's: everyone's), newest first, with their jobs' counts."""
     query = select(Sweep)
     if not principal.sees_all:
@@ -147,21 +148,21 @@ def list_sweeps(
                 best[of_sweep] = top
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     items = [_summary(sweep, counts[sweep.id], best.get(sweep.id)) for sweep in page]
-    return SweepPage(items=items, next_cursor=next_cursor)
+    return serialized(SweepPage(items=items, next_cursor=next_cursor))
 
 
-@router.get("/{sweep_id}", responses=SWEEP_NOT_FOUND)
-def get_sweep(sweep: SweepDep, session: SessionDep) -> SweepPublic:
-    return _public(session, sweep)
+@router.get("/{sweep_id}", response_model=SweepPublic, responses=SWEEP_NOT_FOUND)
+def get_sweep(sweep: SweepDep, session: SessionDep) -> Response:
+    return serialized(_public(session, sweep))
 
 
-@router.post("/{sweep_id}/cancel", responses=SWEEP_NOT_FOUND)
-def cancel_sweep(sweep: SweepDep, engine: EngineDep) -> SweepPublic:
+@router.post("/{sweep_id}/cancel", response_model=SweepPublic, responses=SWEEP_NOT_FOUND)
+def cancel_sweep(sweep: SweepDep, engine: EngineDep) -> Response:
     """Cancel the sweep's queued and running jobs (running ones stop within seconds); those that
     ended stay as they are. Cancelling a sweep with nothing left to cancel is not an error."""
     queue.cancel_sweep(engine, sweep_id=sweep.id)
     with read_session(engine) as fresh:  # SQLite: SweepDep's session reads from before the cancels
-        return _public(fresh, sweep)
+        return serialized(_public(fresh, sweep))
 
 
 def _public(session: Session, sweep: Sweep) -> SweepPublic:
