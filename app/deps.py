@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -111,27 +111,35 @@ JobDep = Annotated[Job, Depends(get_job)]
 JobIdDep = Annotated[str, Depends(get_job_id)]
 
 
-async def known_query_only(request: Request) -> None:
-    """422 for a query parameter the route does not take, naming it and those it takes: a
-    misspelt filter (`?stauts=running`) must not silently list everything. Every API route's: the
-    dashboard's page (outside the API schema) opens whatever a link appends (`?utm_source=…`)."""
-    route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or not route.include_in_schema:
-        return
-    allowed = _declared_query(route.dependant)  # a walk of a few objects: cheaper than a cache
-    unknown = sorted(set(request.query_params) - allowed)
-    if unknown:
+class KnownQueryRoute(APIRoute):
+    """A route that answers a query parameter it does not take with a 422 naming it and those
+    it takes: a misspelt filter (`?stauts=running`) must not silently list everything. Every API
+    router's route class; the dashboard's page (outside the API schema) opens whatever a link
+    appends (`?utm_source=…`). Checked before the route's dependencies are solved, from the set
+    of names read once here: as an app-wide dependency, it cost /health a third of its time."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not self.include_in_schema:
+            return handler
+        allowed = frozenset(_declared_query(self.dependant))
         takes = ", ".join(sorted(allowed)) or "none"
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", name),
-                    "msg": f"unknown query parameter {name[:64]!r}; this route takes: {takes}",
-                    "type": "extra_forbidden",
-                }
-                for name in unknown
-            ]
-        )
+
+        async def checked(request: Request) -> Response:
+            if request.scope["query_string"] and (unknown := set(request.query_params) - allowed):
+                raise RequestValidationError(
+                    [
+                        {
+                            "loc": ("query", name),
+                            "msg": f"unknown query parameter {name[:64]!r}; this route takes: {takes}",
+                            "type": "extra_forbidden",
+                        }
+                        for name in sorted(unknown)
+                    ]
+                )
+            return await handler(request)
+
+        return checked
 
 
 def _declared_query(dependant: Dependant) -> set[str]:

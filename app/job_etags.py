@@ -7,17 +7,22 @@ deleted, never changed in place: a retried epoch's row is replaced by one with a
 while it is queued, its waiting reason and place in the queue. One exception, documented in the
 README: a running job's duration_seconds counts up with the clock, and does not change the ETag;
 a 304 leaves the client with the figure of its last 200 (started_at gives it exactly).
+
+On SQLite a version, once read, is kept until the file changes (KnownVersions): a poller's repeat
+then costs the API no query and no hop to the thread pool.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import sqlite3
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, select, type_coerce
+from sqlalchemy import ColumnElement, bindparam, func, make_url, select, type_coerce
 from sqlalchemy.types import NullType
 from sqlmodel import Session, col
 
@@ -26,10 +31,14 @@ from app.deps import MAX_ID_CHARS, resolve_job_id
 from app.models import Checkpoint, EpochMetric, Job, JobStatus
 from app.security import Principal
 
+logger = logging.getLogger(__name__)
+
 # Bodies of this many (job, version, route) keys stay serialised: pollers of a few hundred jobs;
 # and at most this many bytes of them (a job of 10 000 epochs is ~2.4 MB of JSON).
 CACHED_BODIES = 256
 CACHED_BYTES = 64 * 1024 * 1024
+# Versions kept between two changes of the database file: at most this many (job, caller) pairs.
+KNOWN_VERSIONS = 4096
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "If-None-Match matched the ETag: the job and its rows are as they were."}
 }
@@ -62,6 +71,9 @@ class Current:
     job_id: str
     version: str
     fixed: bool
+    # Whether only a write can change the version; not a queued job's: its waiting reason
+    # changes when a worker's heartbeat runs out, with no write.
+    lasting: bool
 
 
 def current(session: Session, job_id: str, principal: Principal) -> Current:
@@ -82,8 +94,62 @@ def current(session: Session, job_id: str, principal: Principal) -> Current:
         parts += (queue.waiting_reason(session, job=job), queue.queue_place(session, job=job))
     version = hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
     return Current(
-        job_id=row.id, version=version, fixed=row.started_at is None or row.finished_at is not None
+        job_id=row.id,
+        version=version,
+        fixed=row.started_at is None or row.finished_at is not None,
+        lasting=row.status != JobStatus.queued,
     )
+
+
+class KnownVersions:
+    """The versions read since the SQLite file last changed, by (job id as asked, owner scope).
+
+    SQLite's `PRAGMA data_version`, asked on a connection of the event loop's own (a few
+    microseconds, no lock waited for), changes whenever any other connection commits: this
+    process's pool or another process's, a worker's. A version read after a stamp was taken holds
+    while the stamp stays the same. Nothing is kept for PostgreSQL, which has no such counter.
+    Used from the event loop only."""
+
+    def __init__(self, database_url: str) -> None:
+        url = make_url(database_url)
+        sqlite = url.get_backend_name() == "sqlite" and url.database not in {None, "", ":memory:"}
+        self._path = url.database if sqlite else None
+        self._connection: sqlite3.Connection | None = None
+        self._stamp: int | None = None
+        self._known: dict[tuple[str, str | None], Current] = {}
+
+    def stamp(self) -> int | None:
+        """The file's change counter now; None without one (PostgreSQL, or SQLite was busy)."""
+        if self._path is None:
+            return None
+        try:
+            if self._connection is None:
+                # timeout 0: a rare busy moment skips the memo instead of stalling the event loop.
+                self._connection = sqlite3.connect(self._path, timeout=0, isolation_level=None)
+            stamp: int = self._connection.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            logger.debug("no data_version from %s: %s", self._path, exc)
+            return None
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._known.clear()
+        return stamp
+
+    def recall(self, key: tuple[str, str | None], stamp: int | None) -> Current | None:
+        return self._known.get(key) if stamp is not None and stamp == self._stamp else None
+
+    def remember(self, key: tuple[str, str | None], found: Current, stamp: int | None) -> None:
+        """Keep `found`, read after `stamp` was taken, unless the file changed since."""
+        if stamp is None or stamp != self._stamp or not found.lasting:
+            return
+        if len(self._known) >= KNOWN_VERSIONS:
+            self._known.clear()
+        self._known[key] = found
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def etag_header(version: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -22,9 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import housekeeping, queue, telemetry
 from app.db import make_engine
-from app.deps import known_query_only
 from app.integrity import check_artifacts, check_database
-from app.job_etags import BodyCache
+from app.job_etags import BodyCache, KnownVersions
 from app.middleware import LimitBodySize, RequireApiKey
 from app.migrations import upgrade
 from app.operation_ids import operation_id
@@ -63,9 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upgrade(engine)
         # Before the check: a deleted job's folder left by a crash is not a job the database forgot.
         housekeeping.sweep_deleted_jobs(engine, artifacts_dir=resolved.artifacts_dir)
-        app.state.integrity_problems = check_artifacts(engine=engine, artifacts_dir=resolved.artifacts_dir)
+        app.state.health_body = health.health_body(
+            check_artifacts(engine=engine, artifacts_dir=resolved.artifacts_dir)
+        )
         app.state.settings = resolved
         app.state.engine = engine
+        app.state.known_versions = KnownVersions(resolved.database_url)
         logger.info("serving jobs from %s", engine.url.render_as_string(hide_password=True))
         reaper = asyncio.create_task(_take_back_lost_jobs(engine, interval_s=resolved.lease_seconds / 4))
         background = [reaper]
@@ -89,13 +91,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for task in background:
             task.cancel()
         event_hub.cancel()
+        app.state.known_versions.close()
         engine.dispose()
 
     app = FastAPI(
         title="trainq",
         version="0.1.0",
         lifespan=lifespan,
-        dependencies=[Depends(known_query_only)],
         generate_unique_id_function=operation_id,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -146,13 +146,22 @@ class HttpMetrics:
             ["method", "route"],
             registry=registry,
         )
+        # Each series' children by (method, route, status): labels() costs more than the update.
+        # Few: route templates, known methods, statuses.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def record(self, scope: Scope, status: int, elapsed_s: float) -> None:
         # The router leaves the matched route in the scope; a template keeps series few.
         route = getattr(scope.get("route"), "path_format", None) or UNMATCHED_ROUTE
         method = scope["method"] if scope["method"] in KNOWN_METHODS else OTHER_METHOD
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(elapsed_s)
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._series[key] = series
+        requests, latency = series
+        requests.inc()
+        latency.observe(elapsed_s)
 
 
 class RecordRequests:

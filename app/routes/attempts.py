@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 from app.artifacts import attempt_file_name, job_dir, log_path, remove_stale_files
 from app.contract import EXPORT_FILE_NAMES
 from app.db import read_session
-from app.deps import EngineDep, PrincipalDep, SettingsDep, resolve_job_id
+from app.deps import EngineDep, KnownQueryRoute, PrincipalDep, SettingsDep, resolve_job_id
 from app.models import Checkpoint, Job, JobStatus
 from app.schemas import ErrorMessage
 from app.security import ANONYMOUS, is_remote_peer
@@ -42,7 +42,7 @@ from app.uploads import (
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/jobs/{job_id}/attempts/{attempt}", tags=["workers"])
+router = APIRouter(route_class=KnownQueryRoute, prefix="/jobs/{job_id}/attempts/{attempt}", tags=["workers"])
 
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # A checkpoint holds a model; a log is capped by the worker at TRAINQ_MAX_LOG_BYTES (plus one line).

@@ -8,13 +8,13 @@ from fastapi import Path as PathParam
 from sqlmodel import Session, col, select
 
 from app import housekeeping, queue
-from app.deps import EngineDep, JobDep, SessionDep, SettingsDep
+from app.deps import EngineDep, JobDep, KnownQueryRoute, SessionDep, SettingsDep
 from app.downloads import ArtifactFile, artifact_response, download_stem, file_responses
 from app.models import Checkpoint, Job
 from app.routes.serialized import serialized
 from app.schemas import CheckpointPublic, ErrorMessage
 
-router = APIRouter(prefix="/jobs/{job_id}/checkpoints", tags=["checkpoints"])
+router = APIRouter(route_class=KnownQueryRoute, prefix="/jobs/{job_id}/checkpoints", tags=["checkpoints"])
 
 _EPOCH_REF = re.compile(r"[0-9]{1,9}")
 

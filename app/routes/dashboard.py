@@ -12,6 +12,8 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
+from app.deps import KnownQueryRoute
+
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 ASSETS_PATH = "/ui"
 
@@ -29,7 +31,7 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
-router = APIRouter(tags=["dashboard"], include_in_schema=False)
+router = APIRouter(route_class=KnownQueryRoute, tags=["dashboard"], include_in_schema=False)
 
 
 @router.api_route("/", methods=["GET", "HEAD"], response_class=FileResponse)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from app.contract import ExportFile
-from app.deps import JobDep, SettingsDep
+from app.deps import JobDep, KnownQueryRoute, SettingsDep
 from app.downloads import ArtifactFile, artifact_response, download_stem, file_responses
 
-router = APIRouter(prefix="/jobs/{job_id}/exports", tags=["exports"])
+router = APIRouter(route_class=KnownQueryRoute, prefix="/jobs/{job_id}/exports", tags=["exports"])
 
 
 @router.head("/{name}", include_in_schema=False)

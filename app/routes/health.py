@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
-router = APIRouter(tags=["health"])
+from app.deps import KnownQueryRoute
+
+router = APIRouter(route_class=KnownQueryRoute, tags=["health"])
 
 # The database is asked at most this often: a probe sees an outage within it, and /health under
 # load costs no hop to the thread pool, whose threads contend with the event loop for the GIL.
@@ -34,10 +36,14 @@ async def health(request: Request) -> Response:
     if time.monotonic() - getattr(state, "database_checked_at", float("-inf")) >= DATABASE_CHECK_INTERVAL_S:
         await run_in_threadpool(_reach_database, state.engine)
         state.database_checked_at = time.monotonic()
-    problems: list[str] = state.integrity_problems
-    # Serialised here, not validated again by FastAPI: load balancers call this route the most.
-    body = Health(status="degraded" if problems else "ok", problems=problems).model_dump_json()
+    # Serialised at start-up (app.main), not by FastAPI on each call: load balancers call this the most.
+    body: str = state.health_body
     return Response(body, media_type="application/json")
+
+
+def health_body(problems: list[str]) -> str:
+    """The body of every answer: the start-up check's findings do not change while the API runs."""
+    return Health(status="degraded" if problems else "ok", problems=problems).model_dump_json()
 
 
 def _reach_database(engine: Engine) -> None:

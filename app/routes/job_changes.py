@@ -7,12 +7,12 @@ from fastapi import APIRouter, HTTPException, Response
 
 from app import housekeeping, job_view, queue
 from app.db import read_session
-from app.deps import EngineDep, JobIdDep, PrincipalDep, SessionDep, SettingsDep, find_job
+from app.deps import EngineDep, JobIdDep, KnownQueryRoute, PrincipalDep, SessionDep, SettingsDep, find_job
 from app.models import JobStatus, JobUpdate
 from app.routes.serialized import serialized
 from app.schemas import JobPublic, job_lookup
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(route_class=KnownQueryRoute, prefix="/jobs", tags=["jobs"])
 
 
 @router.delete(

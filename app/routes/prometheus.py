@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
-from app.deps import PrincipalDep
+from app.deps import KnownQueryRoute, PrincipalDep
 from app.schemas import ErrorMessage
 from app.security import ADMIN_OWNER, METRICS_OWNER
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=KnownQueryRoute, tags=["operations"])
 
 FORBIDDEN_DETAIL = (
     f"/metrics counts every owner's jobs, so only the owners {ADMIN_OWNER!r} and {METRICS_OWNER!r} may read "

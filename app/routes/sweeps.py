@@ -14,13 +14,13 @@ from sqlmodel import Session, col, select
 
 from app import queue, sweeps
 from app.db import read_session
-from app.deps import EngineDep, PrincipalDep, SessionDep
+from app.deps import EngineDep, KnownQueryRoute, PrincipalDep, SessionDep
 from app.models import Job, JobStatus, Sweep
 from app.routes.serialized import serialized
 from app.schemas import TOO_LARGE, ErrorMessage, SweepJobPublic, SweepPage, SweepPublic, SweepSummary
 from app.security import Principal
 
-router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+router = APIRouter(route_class=KnownQueryRoute, prefix="/sweeps", tags=["sweeps"])
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500

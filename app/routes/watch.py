@@ -10,13 +10,13 @@ from sqlalchemy import Engine
 from sse_starlette import EventSourceResponse
 
 from app.artifacts import job_dir
-from app.deps import EngineDep, JobDep, SettingsDep
+from app.deps import EngineDep, JobDep, KnownQueryRoute, SettingsDep
 from app.logs import read_log
 from app.queue import outbox
 from app.schemas import JOB_LOOKUP
 from app.streams import Cursor, EventHub, job_stream
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(route_class=KnownQueryRoute, prefix="/jobs", tags=["jobs"])
 
 KEEPALIVE_S = 15
 LOG_OFFSET_HEADER = "Trainq-Log-Offset"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from app.deps import EngineDep, PrincipalDep
+from app.deps import EngineDep, KnownQueryRoute, PrincipalDep
 from app.queue import workers
 from app.schemas import ErrorMessage, WorkerPublic
 from app.security import ADMIN_OWNER
 
-router = APIRouter(tags=["workers"])
+router = APIRouter(route_class=KnownQueryRoute, tags=["workers"])
 
 FORBIDDEN_DETAIL = (
     f"/workers shows every host that runs jobs, so only the owner {ADMIN_OWNER!r} may read it: "

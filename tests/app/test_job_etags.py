@@ -3,9 +3,12 @@ If-None-Match with the current one gets an empty 304, and a cached body is never
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import DateTime, Engine, event, literal
 
 from app import queue
 from app.contract import CheckpointFile
@@ -14,6 +17,7 @@ from app.queue import workers
 from app.queue.deletion import delete_checkpoint
 from app.queue.workers import WorkerCard
 from tests.factories import COMPLETED, ONE_CPU, epoch_metrics, list_checkpoint, submit_job
+from tests.support.databases import sqlite_only
 from tests.support.keys import ALICE, BOB, auth
 
 ROUTES = ("/jobs/{id}", "/jobs/{id}/metrics")
@@ -153,6 +157,53 @@ def test_a_queued_jobs_etag_changes_when_a_worker_comes_or_goes(client: TestClie
     after = client.get(path, headers={"If-None-Match": before.headers["etag"]})
     assert after.status_code == 200
     assert after.json()["waiting_reason"] is None
+
+
+def test_a_queued_jobs_etag_changes_when_a_workers_heartbeat_runs_out_with_no_write(
+    client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = submit_job(engine)
+    path = f"/jobs/{job.id}"
+    card = WorkerCard(id="host:1", host="host", pid=1, capabilities=ONE_CPU, memory_bytes=2**30, version="0")
+    workers.register(engine, card=card, lease_seconds=60)
+    before = client.get(path)
+    assert before.json()["waiting_reason"] is None
+    an_hour_on = datetime.now(UTC) + timedelta(hours=1)
+
+    def later(session: object, *, plus_s: float = 0.0) -> Any:
+        return literal(an_hour_on + timedelta(seconds=plus_s), DateTime(timezone=True))
+
+    monkeypatch.setattr(workers, "database_now", later)  # the heartbeat runs out; nothing is written
+    after = client.get(path, headers={"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200
+    assert after.json()["waiting_reason"] == "no worker is running"
+
+
+@sqlite_only
+def test_a_job_unchanged_since_its_last_get_is_answered_without_a_query(
+    client: TestClient, engine: Engine
+) -> None:
+    job_id, lease = _claimed(engine)
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    app_engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    event.listen(app_engine, "before_cursor_execute", count)
+    path = f"/jobs/{job_id}"
+    etag = _etag(client, path)
+    assert statements
+    statements.clear()
+    for _ in range(2):
+        assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
+    assert statements == []
+    # A write by another connection (here the test's engine; a worker's, in service) is seen.
+    queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1), progress=0.5)
+    changed = client.get(path, headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert [row["epoch"] for row in changed.json()["metrics"]] == [1]
+    assert statements
 
 
 def test_another_owners_job_is_404_whatever_if_none_match_says(keyed: TestClient, engine: Engine) -> None:

@@ -1,4 +1,5 @@
-"""Routes that hold a database session serialise their own responses (app/routes/serialized.py)."""
+"""What every route of the app keeps to: its query checked (app.deps.KnownQueryRoute), and if it
+holds a database session, its response serialised by itself (app/routes/serialized.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi import Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from app.deps import get_session
+from app.deps import KnownQueryRoute, get_session
 from app.main import create_app
 
 
@@ -46,3 +47,10 @@ def test_every_sync_route_with_a_session_returns_a_response_it_serialised() -> N
 def _returns_a_response(route: APIRoute) -> bool:
     returns = inspect.signature(route.endpoint, eval_str=True).return_annotation
     return isinstance(returns, type) and issubclass(returns, Response)
+
+
+def test_every_route_checks_its_query_parameters_before_its_dependencies() -> None:
+    routes = list(_api_routes(create_app().router.routes))
+    assert [
+        f"{sorted(route.methods)} {route.path}" for route in routes if not isinstance(route, KnownQueryRoute)
+    ] == []
