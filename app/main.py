@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LimitBodySize)
     app.add_middleware(telemetry.RecordRequests, metrics=telemetry.HttpMetrics(app.state.metrics_registry))
     app.add_middleware(RequireApiKey)
-    app.include_router(health.router)
+    health.add_route(app)
     app.include_router(jobs.router, responses=UNAUTHORIZED)
     app.include_router(job_changes.router, responses=UNAUTHORIZED)
     app.include_router(sweeps.router, responses=UNAUTHORIZED)

@@ -99,8 +99,12 @@ class LimitBodySize:
         if scope["method"] == "PUT" and STREAMED_UPLOAD.fullmatch(scope["path"]):
             await self.app(scope, receive, send)
             return
+        headers = dict(scope["headers"])
+        if b"content-length" not in headers and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body (RFC 9112 6.3): most GETs, passed on as they are
+            return
         limit: int = scope["app"].state.settings.max_body_bytes
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _refuse_too_large(send, limit)
             return
