@@ -9,19 +9,23 @@ README: a running job's duration_seconds counts up with the clock, and does not 
 a 304 leaves the client with the figure of its last 200 (started_at gives it exactly).
 
 On SQLite a version, once read, is kept until the file changes (KnownVersions): a poller's repeat
-then costs the API no query and no hop to the thread pool.
+then costs the API no query and no hop to the thread pool; and after a change, the requests that
+ask for one job while its version is being read wait for that read instead of each making its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import sqlite3
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import ColumnElement, bindparam, func, make_url, select, type_coerce
 from sqlalchemy.types import NullType
 from sqlmodel import Session, col
@@ -117,8 +121,43 @@ class KnownVersions:
         self._connection: sqlite3.Connection | None = None
         self._stamp: int | None = None
         self._known: dict[tuple[str, str | None], Current] = {}
+        self._reading: dict[tuple[str, str | None], tuple[int, asyncio.Future[Current]]] = {}
 
-    def stamp(self) -> int | None:
+    async def version(self, key: tuple[str, str | None], read: Callable[[], Current]) -> Current:
+        """`key`'s version: from memory while the file has not changed since it was read, else
+        `read` in the thread pool. After a change, every poller's next request would otherwise make
+        its own read, a thread-pool hop each, at once: those that come while a read of the same
+        key at the same stamp runs wait for it. A read shared that way holds for them (no write came
+        between its stamp and theirs), except a queued job's: its waiting reason changes with no
+        write, so a request that did not start the read reads again."""
+        stamp = self._current_stamp()
+        found = self._recall(key, stamp)
+        if found is not None:
+            return found
+        if stamp is None:
+            return await run_in_threadpool(read)
+        reading = self._reading.get(key)
+        joined = reading is not None and reading[0] == stamp
+        if reading is None or not joined:
+            started = (stamp, asyncio.ensure_future(run_in_threadpool(read)))
+            self._reading[key] = reading = started
+            started[1].add_done_callback(lambda _: self._done_reading(key, started))
+        # Shielded: a request that goes away leaves the read to those still waiting for it.
+        found = await asyncio.shield(reading[1])
+        if joined and not found.lasting:
+            found = await run_in_threadpool(read)
+        self._remember(key, found, stamp)
+        return found
+
+    def _done_reading(
+        self, key: tuple[str, str | None], reading: tuple[int, asyncio.Future[Current]]
+    ) -> None:
+        if self._reading.get(key) is reading:
+            del self._reading[key]
+        if not reading[1].cancelled():
+            reading[1].exception()  # retrieved: when every waiter went away, no "never retrieved" log
+
+    def _current_stamp(self) -> int | None:
         """The file's change counter now; None without one (PostgreSQL, or SQLite was busy)."""
         if self._path is None:
             return None
@@ -135,10 +174,10 @@ class KnownVersions:
             self._known.clear()
         return stamp
 
-    def recall(self, key: tuple[str, str | None], stamp: int | None) -> Current | None:
+    def _recall(self, key: tuple[str, str | None], stamp: int | None) -> Current | None:
         return self._known.get(key) if stamp is not None and stamp == self._stamp else None
 
-    def remember(self, key: tuple[str, str | None], found: Current, stamp: int | None) -> None:
+    def _remember(self, key: tuple[str, str | None], found: Current, stamp: int | None) -> None:
         """Keep `found`, read after `stamp` was taken, unless the file changed since."""
         if stamp is None or stamp != self._stamp or not found.lasting:
             return

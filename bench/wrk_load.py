@@ -23,8 +23,10 @@ from typing import Any
 
 WARM_UP_S = 1
 TIMEOUT_S = 30  # as load_client.py's: a request stuck on the pool ends by then
-# One wrk thread per core, at most one per connection.
-THREADS = max(1, min(os.cpu_count() or 1, 2))
+# One wrk thread per core that the server (one process: one core) leaves free, at most two and at
+# most one per connection. On 2 cores a second thread takes the server's core away from it: wrk's
+# p99 at 64 connections was 4x what one thread, or ab's single thread, measured (BENCHMARKS.md).
+THREADS = max(1, min((os.cpu_count() or 2) - 1, 2))
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 

@@ -229,21 +229,17 @@ async def _versioned(
     Both reads run in the thread pool: read on the event loop, SQLite's version query was 1.7x
     faster under load, but waited there for a pooled connection while writers held them all,
     stopping every request (BENCHMARKS.md). A version known since the file last changed is
-    taken from memory, with no read."""
+    taken from memory, with no read; after a change, one read serves the requests waiting for it
+    (KnownVersions.version)."""
     principal: Principal = request.state.principal
     engine = request.app.state.engine
     known: job_etags.KnownVersions = request.app.state.known_versions
-    asked = (job_id, None if principal.sees_all else principal.owner)
-    stamp = known.stamp()
 
     def read_version() -> job_etags.Current:
         with read_session(engine) as session:
             return job_etags.current(session, job_id, principal)
 
-    found = known.recall(asked, stamp)
-    if found is None:
-        found = await run_in_threadpool(read_version)
-        known.remember(asked, found, stamp)
+    found = await known.version((job_id, None if principal.sees_all else principal.owner), read_version)
     headers = {"ETag": job_etags.etag_header(found.version)}
     if not_modified(request.headers.getlist("if-none-match"), found.version):
         return Response(status_code=304, headers=headers)

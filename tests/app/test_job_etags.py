@@ -3,16 +3,21 @@ If-None-Match with the current one gets an empty 304, and a cached body is never
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import DateTime, Engine, event, literal
 
 from app import queue
 from app.contract import CheckpointFile
-from app.job_etags import BodyCache
+from app.job_etags import BodyCache, Current, KnownVersions
 from app.queue import workers
 from app.queue.deletion import delete_checkpoint
 from app.queue.workers import WorkerCard
@@ -204,6 +209,89 @@ def test_a_job_unchanged_since_its_last_get_is_answered_without_a_query(
     assert changed.status_code == 200
     assert [row["epoch"] for row in changed.json()["metrics"]] == [1]
     assert statements
+
+
+@sqlite_only
+def test_pollers_asking_at_once_after_a_change_share_one_read_of_the_version(
+    client: TestClient, engine: Engine
+) -> None:
+    job_id, lease = _claimed(engine)
+    path = f"/jobs/{job_id}"
+    _etag(client, path)
+    queue.record_epoch(engine, lease=lease, metrics=epoch_metrics(1), progress=0.5)
+    version_reads: list[str] = []
+
+    def count(*args: Any) -> None:
+        if "max(epoch_metrics.id)" in args[2]:  # the version query (job_etags._VERSION)
+            version_reads.append(args[2])
+
+    app = client.app
+    event.listen(app.state.engine, "before_cursor_execute", count)  # type: ignore[attr-defined]
+
+    async def poll_at_once() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            return await asyncio.gather(*(http.get(path) for _ in range(20)))
+
+    assert client.portal is not None
+    responses = client.portal.call(poll_at_once)
+    assert {response.status_code for response in responses} == {200}
+    assert len({response.headers["etag"] for response in responses}) == 1
+    assert [row["epoch"] for row in responses[0].json()["metrics"]] == [1]
+    assert len(version_reads) == 1
+
+
+def _current(*, lasting: bool) -> Current:
+    return Current(job_id="j", version="v", fixed=True, lasting=lasting)
+
+
+@pytest.mark.parametrize(("lasting", "reads"), [(True, 1), (False, 5)])
+def test_a_version_read_is_shared_by_the_requests_that_wait_for_it_unless_the_job_is_queued(
+    tmp_path: Path, lasting: bool, reads: int
+) -> None:
+    sqlite3.connect(tmp_path / "trainq.db").close()
+    known = KnownVersions(f"sqlite:///{tmp_path / 'trainq.db'}")
+    release = threading.Event()
+    calls: list[int] = []
+
+    def read() -> Current:
+        calls.append(1)
+        assert release.wait(timeout=60)
+        return _current(lasting=lasting)
+
+    async def five_at_once() -> list[Current]:
+        asking = [asyncio.ensure_future(known.version(("j", None), read)) for _ in range(5)]
+        await asyncio.sleep(0)  # each has asked, and waits for the first one's read
+        release.set()
+        return await asyncio.gather(*asking)
+
+    assert asyncio.run(five_at_once()) == [_current(lasting=lasting)] * 5
+    assert len(calls) == reads
+    known.close()
+
+
+def test_a_request_that_goes_away_leaves_the_shared_read_to_the_others_and_errors_reach_them_all(
+    tmp_path: Path,
+) -> None:
+    sqlite3.connect(tmp_path / "trainq.db").close()
+    known = KnownVersions(f"sqlite:///{tmp_path / 'trainq.db'}")
+    release = threading.Event()
+
+    def read() -> Current:
+        assert release.wait(timeout=60)
+        raise LookupError("job 'j' not found")
+
+    async def one_leaves() -> list[BaseException | Current]:
+        asking = [asyncio.ensure_future(known.version(("j", None), read)) for _ in range(3)]
+        await asyncio.sleep(0)
+        asking[0].cancel()
+        release.set()
+        return await asyncio.gather(*asking, return_exceptions=True)
+
+    first, *others = asyncio.run(one_leaves())
+    assert isinstance(first, asyncio.CancelledError)
+    assert [str(error) for error in others] == ["job 'j' not found"] * 2
+    known.close()
 
 
 def test_another_owners_job_is_404_whatever_if_none_match_says(keyed: TestClient, engine: Engine) -> None:
