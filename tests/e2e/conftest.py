@@ -71,6 +71,10 @@ class Service:
 # Short enough that a lost worker's job comes back within seconds, long enough
 # for a heartbeat every half second on a busy 2-core machine.
 TEST_LEASE_SECONDS = "2"
+# For the tests that count how often each job ran: a lease no stall of a slow, shared machine
+# outlasts, so that a job runs twice only if two claims raced (with 2 s, a worker starved of
+# the CPU for a second and a half lost its job to the reaper: a second attempt).
+COUNTING_LEASE_SECONDS = "60"
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.e2e.conftest import Service
+from tests.e2e.conftest import COUNTING_LEASE_SECONDS, Service, running_service
 from tests.e2e.jobs import LONG_JOB, TINY_JOB
 from tests.support.artifacts import unlisted_files
 from tests.support.polling import wait_for
@@ -27,18 +27,19 @@ def mid_epoch_after_a_checkpoint(job: dict) -> bool:
     return len(job["checkpoints"]) >= 1 and job["progress"] > (len(job["metrics"]) + 0.1) / epochs
 
 
-def test_four_workers_drain_a_hundred_jobs_each_run_exactly_once(service: Service) -> None:
-    job_ids = [service.submit(f"tiny-{i}", **TINY_JOB) for i in range(100)]
-    workers = [service.start_worker("--burst") for _ in range(4)]
-    for worker in workers:
-        assert worker.wait(timeout_s=300) == 0, worker.log()[-3000:]
+def test_four_workers_drain_a_hundred_jobs_each_run_exactly_once(tmp_path: Path) -> None:
+    with running_service(tmp_path, TRAINQ_LEASE_SECONDS=COUNTING_LEASE_SECONDS) as service:
+        job_ids = [service.submit(f"tiny-{i}", **TINY_JOB) for i in range(100)]
+        workers = [service.start_worker("--burst") for _ in range(4)]
+        for worker in workers:
+            assert worker.wait(timeout_s=300) == 0, worker.log()[-3000:]
 
-    jobs = [service.job(job_id) for job_id in job_ids]
-    assert [job["status"] for job in jobs] == ["succeeded"] * 100
-    assert [job["attempts"] for job in jobs] == [1] * 100
-    assert all([(row["epoch"], row["attempt"]) for row in job["metrics"]] == [(1, 1)] for job in jobs)
-    # Every worker took part, so the claims really raced.
-    assert all("claimed by" in worker.log() for worker in workers)
+        jobs = [service.job(job_id) for job_id in job_ids]
+        assert [job["status"] for job in jobs] == ["succeeded"] * 100
+        assert [job["attempts"] for job in jobs] == [1] * 100
+        assert all([(row["epoch"], row["attempt"]) for row in job["metrics"]] == [(1, 1)] for job in jobs)
+        # Every worker took part, so the claims really raced.
+        assert all("claimed by" in worker.log() for worker in workers)
 
 
 @pytest.mark.parametrize("kill_point", ["during an epoch", "right after a checkpoint"])

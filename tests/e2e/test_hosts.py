@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Service, running_service
+from tests.e2e.conftest import COUNTING_LEASE_SECONDS, Service, running_service
 from tests.e2e.jobs import LONG_JOB, TINY_JOB
 from tests.support.databases import fresh_database
 from tests.support.polling import wait_for
@@ -76,7 +76,12 @@ def downloaded_sha256(service: Service, url: str) -> str:
     return hashlib.sha256(response.content).hexdigest()
 
 
-def test_two_hosts_drain_two_hundred_jobs_each_run_exactly_once(hosts: Hosts) -> None:
+def test_two_hosts_drain_two_hundred_jobs_each_run_exactly_once(tmp_path: Path) -> None:
+    with api_host(tmp_path, TRAINQ_LEASE_SECONDS=COUNTING_LEASE_SECONDS) as hosts:
+        _drain_two_hundred_jobs(hosts)
+
+
+def _drain_two_hundred_jobs(hosts: Hosts) -> None:
     service = hosts.service
     job_ids = [service.submit(f"tiny-{i}", **TINY_JOB) for i in range(200)]
     workers = [hosts.start_worker(host, "--burst") for host in ("a", "a", "b", "b")]
