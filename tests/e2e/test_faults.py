@@ -83,7 +83,10 @@ def test_a_job_whose_worker_is_killed_is_resumed_by_another_after_its_latest_che
     assert all(attempts[e] == 1 for e in range(1, checkpointed + 1)), attempts
     assert all(attempts[e] == 2 for e in range(checkpointed + 1, len(attempts) + 1)), attempts
     assert f"resume from {service.state_dir}" in second.log()
-    # What the killed attempt was writing (a partial file) went with the next attempt.
+    # What the killed attempt was writing (a partial file) went with the next attempt. The job is
+    # final before its worker has cleared attempt-1/: once the worker has exited, the folder is settled.
+    second.stop()
+    assert second.process.returncode == 0, second.log()
     assert unlisted_files(service.state_dir, job_id) == []
 
 
