@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # One registry per app: apps created side by side (tests) keep their series apart.
     app.state.metrics_registry = CollectorRegistry()
     app.state.body_cache = BodyCache()
+    app.state.database_check = health.DatabaseCheck()
     # The last added runs first: keys (or without keys, the peer) are checked before anything else
     # (a refused request is not counted), then requests are counted (a 413 too), then the body is
     # read, up to its limit, before any route runs.

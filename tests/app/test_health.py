@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -44,3 +46,57 @@ def test_within_the_interval_health_answers_from_the_last_check(
     assert client.get("/health").status_code == 200
     with _unreachable_database(client):
         assert client.get("/health").json() == {"status": "ok", "problems": []}
+
+
+def test_probes_that_come_while_the_database_is_asked_wait_for_that_one_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release = threading.Event()
+    asked: list[object] = []
+
+    def reach(engine: object) -> None:
+        asked.append(engine)
+        assert release.wait(timeout=60)
+
+    monkeypatch.setattr(health, "_reach_database", reach)
+    check = health.DatabaseCheck()
+    engine = object()
+
+    async def five_at_once() -> None:
+        probes = [asyncio.ensure_future(check.ensure_reachable(engine)) for _ in range(5)]  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # each has asked, and waits for the first one's answer
+        release.set()
+        await asyncio.gather(*probes)
+        # Answered within the interval: no new question.
+        await check.ensure_reachable(engine)  # type: ignore[arg-type]
+
+    asyncio.run(five_at_once())
+    assert asked == [engine]
+
+
+def test_an_unreachable_database_fails_every_waiting_probe_and_the_next_one_asks_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release = threading.Event()
+    asked: list[object] = []
+
+    def unreachable(engine: object) -> None:
+        asked.append(engine)
+        assert release.wait(timeout=60)
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("port 1"))
+
+    monkeypatch.setattr(health, "_reach_database", unreachable)
+    check = health.DatabaseCheck()
+
+    async def probe_twice() -> list[BaseException | None]:
+        probes = [asyncio.ensure_future(check.ensure_reachable(object())) for _ in range(3)]  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        release.set()
+        outcomes = await asyncio.gather(*probes, return_exceptions=True)
+        with pytest.raises(OperationalError):
+            await check.ensure_reachable(object())  # type: ignore[arg-type]
+        return outcomes
+
+    outcomes = asyncio.run(probe_twice())
+    assert [type(outcome) for outcome in outcomes] == [OperationalError] * 3
+    assert len(asked) == 2
