@@ -23,11 +23,13 @@ install: $(VENV)/.installed
 # The API and one worker in the foreground. Ctrl-C reaches both processes by itself (the worker
 # then hands its job back); a SIGTERM to this recipe is passed on to them once. The schema is
 # upgraded first: the worker refuses to start on a database the API has not upgraded yet.
+# --loop asyncio: uvloop accepts one new connection per turn of its loop, so under load new
+# clients waited up to 0.8 s for their first answer (BENCHMARKS.md, "Fast under load").
 run: install
 	$(BIN)/python -m app.migrations upgrade
 	@trap 'wait' INT; trap 'kill -TERM $$api $$worker 2>/dev/null; wait' TERM; \
 	$(BIN)/python -m worker & worker=$$!; \
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) & api=$$!; \
+	$(BIN)/uvicorn app.main:app --loop asyncio --host $(HOST) --port $(PORT) & api=$$!; \
 	wait
 
 lint: install

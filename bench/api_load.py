@@ -1,10 +1,10 @@
 """Target 4 of the performance issue: API throughput and latency under concurrent clients,
 against a bare FastAPI app measured in the same run.
 
-    python bench/api_load.py [--seconds 5]
+    python bench/api_load.py [--seconds 5] [--loop uvloop]
 
-Starts uvicorn as `make run` does (one process, default settings, access log on but
-sent to /dev/null) on a temporary SQLite file holding a finished job with 100 metric
+Starts uvicorn as `make run` does (one process, --loop asyncio unless --loop uvloop, access
+log on but sent to /dev/null) on a temporary SQLite file holding a finished job with 100 metric
 rows, written through app.queue (submit, claim, record_epoch, succeed); beside it, the
 baseline: bench/bare_app.py on the same uvicorn with the same options, answering
 GET /health and GET /jobs/{id} with the bytes the real API sent for them, from memory.
@@ -159,22 +159,29 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window of each scenario")
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="uvicorn's event loop, for both apps (make run's: asyncio)",
+    )
     args = parser.parse_args()
     generator = (
         "wrk" if wrk_load.available() else "Python (bench/load_client.py; install wrk to spare the CPU)"
     )
-    print(f"load generator: {generator}", flush=True)
+    print(f"load generator: {generator}; uvicorn --loop {args.loop}", flush=True)
     with tempfile.TemporaryDirectory(prefix="trainq-bench-") as tmp:
         env = service_env(Path(tmp))
         job_id, background_id = prepare(env["TRAINQ_DATABASE_URL"])
-        with api_server(env) as api:
+        with api_server(env, loop=args.loop) as api:
             http = api[0]
             bodies = Path(tmp) / "bare"
             bodies.mkdir()
             (bodies / "job.json").write_bytes(job := http.get(f"/jobs/{job_id}").content)
             (bodies / "health.json").write_bytes(http.get("/health").content)
             print(f"GET /jobs/{{id}} answers {len(job):,} bytes ({METRIC_ROWS} metric rows)", flush=True)
-            with api_server({**env, "BARE_APP_BODIES": str(bodies)}, app="bench.bare_app:app") as bare:
+            bare_env = {**env, "BARE_APP_BODIES": str(bodies)}
+            with api_server(bare_env, app="bench.bare_app:app", loop=args.loop) as bare:
                 idle = run_phase(api, bare, "idle", job_id, args.seconds)
                 worker = start_worker(env)
                 try:

@@ -58,12 +58,13 @@ def start_api(
     quiet: bool = True,
     log_level: str | None = "warning",
     app: str = "app.main:app",
+    loop: str = "asyncio",
 ) -> subprocess.Popen[bytes]:
-    """uvicorn serving `app` on 127.0.0.1:port; log_level None starts it as `make run` does (level
-    info, access log on)."""
+    """uvicorn serving `app` on 127.0.0.1:port with `make run`'s event loop unless `loop` says
+    another; log_level None starts it as `make run` does (level info, access log on)."""
     level = [] if log_level is None else ["--log-level", log_level]
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--port", str(port), *level],
+        [sys.executable, "-m", "uvicorn", app, "--loop", loop, "--port", str(port), *level],
         cwd=ROOT,
         env=dict(env),
         **_output(quiet),
@@ -96,12 +97,12 @@ def cpu_seconds(pid: int) -> float:
 
 @contextmanager
 def api_server(
-    env: Mapping[str, str], *, log_level: str | None = None, app: str = "app.main:app"
+    env: Mapping[str, str], *, log_level: str | None = None, app: str = "app.main:app", loop: str = "asyncio"
 ) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
     """A healthy API alone (no worker), started as `make run` starts it unless log_level is given;
     yields a client for it and its process."""
     port = free_port()
-    api = start_api(env, port, log_level=log_level, app=app)
+    api = start_api(env, port, log_level=log_level, app=app, loop=loop)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             _wait_for_health(http, api)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -232,10 +233,12 @@ def test_shellcheck_finds_nothing_in_the_scripts(script: str) -> None:
     assert (result.returncode, result.stdout) == (0, "")
 
 
-def test_the_image_runs_the_commands_the_tests_start(tmp_path: Path) -> None:
+def test_the_image_and_make_run_run_the_commands_the_tests_start(tmp_path: Path) -> None:
     services = compose_config(tmp_path, "docker-compose.yml")["services"]
     image_command = dockerfile_instruction("CMD")
-    assert image_command[:2] == API_COMMAND
+    assert image_command[: len(API_COMMAND)] == API_COMMAND
+    run_recipe = (REPO_ROOT / "Makefile").read_text().split("\nrun:", 1)[1]
+    assert f"$(BIN)/{shlex.join(API_COMMAND)} --host" in run_recipe
     assert services["api"]["command"] == image_command
     assert services["worker"]["command"] == WORKER_COMMAND
     healthcheck = dockerfile_instruction("HEALTHCHECK")

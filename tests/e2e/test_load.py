@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+from pathlib import Path
 
 import httpx
 
@@ -26,3 +28,11 @@ def test_a_flood_of_submissions_is_answered_in_full_and_the_api_serves_on(servic
     assert asyncio.run(flood()) == [201] * AT_ONCE
     assert service.http.get("/jobs", params={"limit": 1}).json()["items"]
     assert service.http.get("/health").status_code == 200
+
+
+def test_the_api_serves_on_asyncios_event_loop_not_uvloop(service: Service) -> None:
+    # uvloop accepts one new connection per turn of its loop: under load, a burst of new clients
+    # waited up to 0.8 s for their first answer (BENCHMARKS.md). uvicorn[standard] installs it,
+    # and uvicorn's default (--loop auto) would choose it.
+    assert importlib.util.find_spec("uvloop") is not None  # installed: `auto` would have chosen it
+    assert "uvloop" not in Path(f"/proc/{service.api.pid}/maps").read_text()

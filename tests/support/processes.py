@@ -17,7 +17,7 @@ from tests.support.polling import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The commands the tests start are the ones the Docker image runs (tests/test_docker.py).
-API_COMMAND = ["uvicorn", "app.main:app"]
+API_COMMAND = ["uvicorn", "app.main:app", "--loop", "asyncio"]
 WORKER_COMMAND = ["python", "-m", "worker"]
 HEALTH_PATH = "/health"
 
