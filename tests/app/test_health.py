@@ -48,17 +48,26 @@ def test_within_the_interval_health_answers_from_the_last_check(
         assert client.get("/health").json() == {"status": "ok", "problems": []}
 
 
-def test_probes_that_come_while_the_database_is_asked_wait_for_that_one_answer(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _held_reach(monkeypatch: pytest.MonkeyPatch, *, fails: bool) -> tuple[threading.Event, list[object]]:
+    """Stand in for the database check: each question is recorded, then held until the returned
+    event is set, then answered (an OperationalError when `fails`)."""
     release = threading.Event()
     asked: list[object] = []
 
     def reach(engine: object) -> None:
         asked.append(engine)
         assert release.wait(timeout=60)
+        if fails:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("port 1"))
 
     monkeypatch.setattr(health, "_reach_database", reach)
+    return release, asked
+
+
+def test_probes_that_come_while_the_database_is_asked_wait_for_that_one_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release, asked = _held_reach(monkeypatch, fails=False)
     check = health.DatabaseCheck()
     engine = object()
 
@@ -77,15 +86,7 @@ def test_probes_that_come_while_the_database_is_asked_wait_for_that_one_answer(
 def test_an_unreachable_database_fails_every_waiting_probe_and_the_next_one_asks_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    release = threading.Event()
-    asked: list[object] = []
-
-    def unreachable(engine: object) -> None:
-        asked.append(engine)
-        assert release.wait(timeout=60)
-        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("port 1"))
-
-    monkeypatch.setattr(health, "_reach_database", unreachable)
+    release, asked = _held_reach(monkeypatch, fails=True)
     check = health.DatabaseCheck()
 
     async def probe_twice() -> list[BaseException | None]:
